@@ -140,7 +140,7 @@ pub enum DecodeError {
     #[error("[MQTT-3.8.3-5] reserved bits of the subscription options are set")]
     SubscriptionOptionsReserved,
     /// A subscription requested QoS 3.
-    #[error("[MQTT-3-8.3-5] subscription requests QoS 3")]
+    #[error("protocol error: subscription requests QoS 3 (MQTT 5.0 §3.8.3.1)")]
     SubscriptionQos3,
     /// Retain Handling of 3.
     #[error("protocol error: retain handling is 3 (MQTT 5.0 §3.8.3.1)")]
@@ -198,6 +198,7 @@ impl DecodeError {
             | FirstPacketNotConnect(_)
             | SessionPresentOnFailure
             | NoTopicFilters { .. }
+            | SubscriptionQos3
             | RetainHandling3
             | NoLocalOnSharedSubscription
             | DuplicateProperty(_)
@@ -222,7 +223,6 @@ impl DecodeError {
             | InvalidReasonCode { .. }
             | NoReasonCodes { .. }
             | SubscriptionOptionsReserved
-            | SubscriptionQos3
             | UnknownProperty(_)
             | PropertyNotAllowed { .. } => ReasonCode::MALFORMED_PACKET,
         }
@@ -250,7 +250,8 @@ impl DecodeError {
             FirstPacketNotConnect(_) => "MQTT-3.1.0-1",
             ConnAckReservedFlags => "MQTT-3.2.2-1",
             SessionPresentOnFailure => "MQTT-3.2.2-6",
-            TopicName(e) | TopicFilter(e) | InvalidResponseTopic(e) => e.spec_id(),
+            TopicName(e) | TopicFilter(e) => e.spec_id(),
+            InvalidResponseTopic(_) => "MQTT-3.3.2-14",
             NoTopicFilters {
                 packet: PacketType::Subscribe,
             } => "MQTT-3.8.3-2",

@@ -44,7 +44,7 @@
 
 pub mod decoder;
 pub mod error;
-// pub mod inflight;
+pub mod inflight;
 pub mod packet;
 pub mod property;
 mod qos;

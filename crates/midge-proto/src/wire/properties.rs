@@ -148,6 +148,8 @@ fn value_len(p: &Property) -> Result<usize, EncodeError> {
         Property::ReceiveMaximum(0) | Property::TopicAlias(0) | Property::MaximumPacketSize(0) => {
             return Err(invalid(0));
         }
+        // Maximum QoS is 0 or 1 (§3.2.2.3.4); the decoder rejects 2.
+        Property::MaximumQoS(QoS::ExactlyOnce) => return Err(invalid(2)),
         _ => {}
     }
     Ok(match p {

@@ -1,0 +1,290 @@
+//! State shared by every connection: the subscription index, retained messages, the session
+//! registry and counters, plus routing.
+//!
+//! Lock order (see `docs/locks.md`): registry → (index shard | retained | mailbox); a mailbox
+//! lock is never held while taking another lock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use midge_proto::{ByteString, Property, QoS, SubscriptionOptions, TopicFilter, Will};
+use parking_lot::RwLock;
+use smallvec::SmallVec;
+
+use crate::auth::{AllowAnonymous, Authenticator};
+use crate::config::Config;
+use crate::index::{Match, SubscriptionIndex};
+use crate::mailbox::{Mailbox, Pushed, QueueLimits};
+use crate::message::{Delivery, Message, SharedOrigin, SubscriptionIds};
+use crate::retain_tree::RetainTree;
+use crate::session::{Registry, Session, SessionKey};
+use crate::stats::Stats;
+
+/// What the index stores for one subscription: where to deliver and how.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) options: SubscriptionOptions,
+    pub(crate) identifier: Option<u32>,
+    pub(crate) shared: Option<SharedOrigin>,
+}
+
+/// The broker's shared state.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) index: SubscriptionIndex<SessionKey, Subscriber>,
+    pub(crate) retained: RwLock<RetainTree<Arc<Message>>>,
+    pub(crate) registry: Registry,
+    pub(crate) stats: Stats,
+    pub(crate) queue_limits: QueueLimits,
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    pub(crate) connections: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+struct Target {
+    mailbox: Arc<Mailbox>,
+    qos: QoS,
+    retain: bool,
+    ids: SubscriptionIds,
+    shared: Option<SharedOrigin>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, authenticator: Option<Arc<dyn Authenticator>>) -> Shared {
+        let queue_limits = QueueLimits::from_config(&config.limits);
+        Shared {
+            config,
+            index: SubscriptionIndex::new(),
+            retained: RwLock::new(RetainTree::new()),
+            registry: Registry::default(),
+            stats: Stats::default(),
+            queue_limits,
+            authenticator: authenticator.unwrap_or_else(|| Arc::new(AllowAnonymous)),
+            connections: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A process-unique number for connections and sessions.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new, empty session.
+    pub(crate) fn new_session(&self, client_id: ByteString) -> Box<Session> {
+        let mailbox = Arc::new(Mailbox::new(client_id.clone(), self.queue_limits));
+        Box::new(Session::new(SessionKey(self.next_id()), client_id, mailbox))
+    }
+
+    /// Publishes a message: updates the retained store if it is retained, then routes it.
+    /// Returns the number of subscriptions it was delivered to.
+    pub(crate) fn publish(&self, message: Arc<Message>) -> usize {
+        if message.retain && self.config.retain.available {
+            let mut retained = self.retained.write();
+            if message.payload.is_empty() {
+                // An empty retained message deletes the topic's retained message and is not
+                // itself stored ([MQTT-3.3.1-6], [MQTT-3.3.1-7]).
+                retained.remove(&message.topic);
+            } else {
+                retained.insert(&message.topic, message.clone());
+            }
+        }
+        self.route(&message)
+    }
+
+    /// Delivers a message to every matching subscription: one delivery per session for
+    /// overlapping subscriptions, with the highest QoS and every Subscription Identifier
+    /// (`[MQTT-3.3.4-2]`, `[MQTT-3.3.4-3]`); one member per shared group.
+    pub(crate) fn route(&self, message: &Arc<Message>) -> usize {
+        let mut targets: SmallVec<[Target; 8]> = SmallVec::new();
+        let origin = message.origin.as_ref();
+        self.index.for_each_match(&message.topic, |m| match m {
+            Match::Direct { value, .. } => {
+                // No Local: not back to the publisher's own client id ([MQTT-3.8.3-3]).
+                if value.options.no_local && origin == Some(&value.mailbox.client_id) {
+                    return;
+                }
+                targets.push(target(message, value));
+            }
+            Match::Shared(group) => {
+                if let Some((_, value)) = group.pick(|_, v| v.mailbox.is_online()) {
+                    targets.push(target(message, value));
+                }
+            }
+        });
+        if targets.is_empty() {
+            return 0;
+        }
+        // Merge overlapping direct subscriptions of one session.
+        targets.sort_by_key(|t| (t.shared.is_some(), Arc::as_ptr(&t.mailbox) as usize));
+        let mut merged: SmallVec<[Target; 8]> = SmallVec::new();
+        for t in targets {
+            match merged.last_mut() {
+                Some(last)
+                    if t.shared.is_none()
+                        && last.shared.is_none()
+                        && Arc::ptr_eq(&last.mailbox, &t.mailbox) =>
+                {
+                    last.qos = last.qos.max(t.qos);
+                    last.retain |= t.retain;
+                    last.ids.extend(t.ids);
+                }
+                _ => merged.push(t),
+            }
+        }
+        let mut delivered = 0;
+        for t in merged {
+            let delivery = Delivery {
+                message: message.clone(),
+                qos: t.qos,
+                retain: t.retain,
+                subscription_ids: t.ids,
+                shared: t.shared,
+            };
+            if matches!(
+                t.mailbox.push(delivery, &self.stats),
+                Pushed::Queued | Pushed::Dropped
+            ) {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Retained messages matching a new subscription, not expired.
+    pub(crate) fn retained_for(&self, filter: &TopicFilter) -> Vec<Arc<Message>> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        self.retained
+            .read()
+            .for_each_match(filter.filter(), |_, m| {
+                if !m.is_expired(now) {
+                    out.push(m.clone());
+                }
+            });
+        out
+    }
+
+    /// Builds the message a will publishes.
+    pub(crate) fn will_message(will: &Will, client_id: &ByteString) -> Arc<Message> {
+        let publish = midge_proto::Publish {
+            dup: false,
+            qos: will.qos,
+            retain: will.retain,
+            topic: will.topic.clone(),
+            packet_id: None,
+            properties: will
+                .properties
+                .iter()
+                .filter(|p| !matches!(p, Property::WillDelayInterval(_)))
+                .cloned()
+                .collect(),
+            payload: will.payload.clone(),
+        };
+        Arc::new(Message::from_publish(
+            &publish,
+            will.topic.clone(),
+            Some(client_id.clone()),
+        ))
+    }
+
+    /// Ends a session: removes its subscriptions, closes its mailbox, hands unacknowledged
+    /// shared-subscription messages to other members, and publishes `will` if given.
+    pub(crate) fn end_session(&self, mut session: Box<Session>, will: Option<Arc<Message>>) {
+        for filter in session.subscriptions.keys() {
+            self.index.remove(filter, &session.key);
+        }
+        let mut leftovers: Vec<Delivery> =
+            session.outgoing.drain().filter_map(|(_, _, d)| d).collect();
+        leftovers.extend(session.mailbox.close());
+        for d in leftovers {
+            self.redeliver_shared(session.key, d);
+        }
+        if let Some(will) = will.or_else(|| session.pending_will.take().map(|w| w.message)) {
+            self.publish(will);
+        }
+    }
+
+    /// Gives a shared-subscription delivery to another member of its group (MQTT 5.0
+    /// §4.8.2); non-shared deliveries are dropped.
+    pub(crate) fn redeliver_shared(&self, from: SessionKey, delivery: Delivery) -> bool {
+        let Some(origin) = delivery.shared.clone() else {
+            return false;
+        };
+        if delivery.qos == QoS::AtMostOnce || delivery.message.is_expired(Instant::now()) {
+            return false;
+        }
+        let mailbox = self
+            .index
+            .with_shared_group(&origin.group, &origin.filter, |g| {
+                g.pick_other(&from, |_, v| v.mailbox.is_online())
+                    .map(|(_, v)| v.mailbox.clone())
+            });
+        match mailbox.flatten() {
+            Some(mailbox) => {
+                mailbox.push(delivery, &self.stats);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps an offline session until it expires, publishing its delayed will when due.
+    pub(crate) fn watch_offline(
+        self: &Arc<Self>,
+        client_id: ByteString,
+        generation: u64,
+        will_at: Option<Instant>,
+        expiry_interval: u32,
+    ) {
+        let expires_at = (expiry_interval != u32::MAX)
+            .then(|| Instant::now() + Duration::from_secs(u64::from(expiry_interval)));
+        if will_at.is_none() && expires_at.is_none() {
+            return;
+        }
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Some(at) = will_at {
+                let at = expires_at.map_or(at, |e| e.min(at));
+                tokio::time::sleep_until(at.into()).await;
+                let will = shared
+                    .registry
+                    .with_offline(&client_id, generation, |s| (false, s.pending_will.take()))
+                    .and_then(|(_, w)| w);
+                if let Some(will) = will {
+                    shared.publish(will.message);
+                }
+            }
+            if let Some(at) = expires_at {
+                tokio::time::sleep_until(at.into()).await;
+                if let Some((Some(session), ())) =
+                    shared
+                        .registry
+                        .with_offline(&client_id, generation, |_| (true, ()))
+                {
+                    tracing::debug!(client_id = %client_id, "session expired");
+                    shared.end_session(session, None);
+                }
+            }
+        });
+    }
+}
+
+fn target(message: &Message, s: &Subscriber) -> Target {
+    let mut ids = SubscriptionIds::new();
+    if let Some(id) = s.identifier {
+        ids.push(id);
+    }
+    Target {
+        mailbox: s.mailbox.clone(),
+        qos: message.qos.min(s.options.qos),
+        // Forwarded messages keep RETAIN only with Retain As Published ([MQTT-3.3.1-12],
+        // [MQTT-3.3.1-13]); MQTT 3.1.1 always clears it ([MQTT-3.3.1-9]).
+        retain: s.options.retain_as_published && message.retain,
+        ids,
+        shared: s.shared.clone(),
+    }
+}

@@ -1,0 +1,502 @@
+//! One client connection: a task that owns the socket, the codec, the session while
+//! connected, and the write buffer.
+//!
+//! The task reads and decodes every complete packet in each read, handles it (routing a
+//! PUBLISH on this task), drains its mailbox into the write buffer as the inflight window
+//! allows, and writes many packets per syscall. It stops on DISCONNECT, on a protocol
+//! violation (MQTT 5 clients first get a DISCONNECT with the reason code), on keep-alive
+//! timeout, on session takeover, or on server shutdown.
+
+mod handshake;
+mod outbound;
+mod publish;
+mod subscribe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use midge_proto::{
+    ByteString, DecodeError, Decoder, Disconnect, Packet, Properties, Property, ProtocolVersion,
+    ReasonCode, TopicName,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+
+use crate::broker::Shared;
+use crate::message::Message;
+use crate::session::{Release, Session, Takeover};
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    /// DISCONNECT from the client; `will` is true for reason 0x04.
+    ClientDisconnect { will: bool },
+    /// The socket closed or failed without DISCONNECT.
+    Closed,
+    /// The client broke the protocol; MQTT 5 clients are told why.
+    Violation(ReasonCode, String),
+    /// No packet within 1.5 × Keep Alive.
+    KeepAliveTimeout,
+    /// Another connection took the session over.
+    TakenOver(Takeover),
+    /// The server is shutting down.
+    Shutdown,
+    /// The session's queue overflowed with the disconnect policy.
+    QueueOverflow,
+}
+
+/// Per-connection settings negotiated at CONNECT.
+#[derive(Debug)]
+struct Negotiated {
+    version: ProtocolVersion,
+    keep_alive: Duration,
+    /// Largest packet the client accepts.
+    client_max_packet_size: u32,
+    /// Topic aliases the client accepts from us.
+    client_topic_alias_max: u16,
+    /// Whether the client wants Reason Strings and User Properties on errors.
+    request_problem_info: bool,
+    /// The will set at CONNECT.
+    will: Option<(Arc<Message>, u32)>,
+    /// Session Expiry Interval from CONNECT (0 forbids a non-zero one at DISCONNECT).
+    connect_expiry: u32,
+    /// Method of an enhanced authentication, for re-authentication.
+    auth_method: Option<ByteString>,
+}
+
+/// The state of a live connection.
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    peer: SocketAddr,
+    session: Box<Session>,
+    n: Negotiated,
+    wbuf: BytesMut,
+    /// Topic aliases the client set (index = alias − 1).
+    inbound_aliases: Vec<Option<TopicName>>,
+    /// Topic aliases we assigned towards the client.
+    outbound_aliases: std::collections::HashMap<TopicName, u16>,
+    /// Deliveries taken from the mailbox, reused between drains.
+    scratch: Vec<crate::message::Delivery>,
+}
+
+/// Serves one client on `stream` until it disconnects or the server shuts down.
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::new();
+    let mut decoder = Decoder::server(shared.config.limits.max_packet_size);
+    let id = shared.next_id();
+    let accepted = handshake::accept(
+        &shared,
+        id,
+        peer,
+        &mut reader,
+        &mut writer,
+        &mut rbuf,
+        &mut decoder,
+    )
+    .await;
+    let Some((session, negotiated, kick_rx, wbuf, _count)) = accepted else {
+        return;
+    };
+    shared
+        .stats
+        .clients_connected
+        .fetch_add(1, Ordering::Relaxed);
+    let mut conn = Connection {
+        shared: shared.clone(),
+        id,
+        peer,
+        session,
+        n: negotiated,
+        wbuf,
+        inbound_aliases: Vec::new(),
+        outbound_aliases: std::collections::HashMap::new(),
+        scratch: Vec::new(),
+    };
+    let end = conn
+        .run(
+            &mut reader,
+            &mut writer,
+            &mut rbuf,
+            &mut decoder,
+            kick_rx,
+            shutdown,
+        )
+        .await;
+    shared
+        .stats
+        .clients_connected
+        .fetch_sub(1, Ordering::Relaxed);
+    conn.finish(end, &mut writer).await;
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    async fn run<R, W>(
+        &mut self,
+        reader: &mut R,
+        writer: &mut W,
+        rbuf: &mut BytesMut,
+        decoder: &mut Decoder,
+        mut kick_rx: oneshot::Receiver<Takeover>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let limits = &self.shared.config.limits;
+        let max_wbuf = limits.max_write_buffer.max(64 * 1024);
+        let drain_below = max_wbuf / 2;
+        let keep_alive = self.n.keep_alive;
+        let mut deadline = keep_alive_deadline(keep_alive);
+        let mailbox = self.session.mailbox.clone();
+        // Resend what the session had in flight, then what waited in its queue.
+        self.resend_inflight();
+        mailbox.set_online(true);
+        loop {
+            if mailbox.take_overflow() {
+                return End::QueueOverflow;
+            }
+            if self.wbuf.len() < drain_below {
+                self.drain_mailbox();
+            }
+            let sleep = tokio::time::sleep_until(deadline.into());
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return End::Shutdown,
+                takeover = &mut kick_rx => {
+                    if let Ok(t) = takeover {
+                        return End::TakenOver(t);
+                    }
+                    // The registry dropped our kick sender without using it: impossible
+                    // while we own the slot; keep serving.
+                    kick_rx = oneshot::channel().1;
+                }
+                res = writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
+                    match res {
+                        Ok(0) | Err(_) => return End::Closed,
+                        Ok(n) => {
+                            self.shared.stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                            if self.wbuf.is_empty() {
+                                // Release the buffer of an idle connection.
+                                if self.wbuf.capacity() > 16 * 1024 {
+                                    self.wbuf = BytesMut::new();
+                                }
+                                let _ = writer.flush().await;
+                            }
+                        }
+                    }
+                }
+                res = read_some(reader, rbuf), if self.wbuf.len() < max_wbuf => {
+                    match res {
+                        Ok(0) | Err(_) => return End::Closed,
+                        Ok(n) => {
+                            self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                            deadline = keep_alive_deadline(keep_alive);
+                            loop {
+                                match decoder.decode(rbuf) {
+                                    Ok(Some(packet)) => {
+                                        if let Some(end) = self.handle(packet).await {
+                                            return end;
+                                        }
+                                    }
+                                    Ok(None) => break,
+                                    Err(e) => return decode_failure(&e),
+                                }
+                            }
+                            if rbuf.is_empty() && rbuf.capacity() > 16 * 1024 {
+                                *rbuf = BytesMut::new();
+                            }
+                        }
+                    }
+                }
+                _ = mailbox.notified(), if self.wbuf.len() < drain_below => {}
+                _ = sleep, if !keep_alive.is_zero() => return End::KeepAliveTimeout,
+            }
+        }
+    }
+
+    /// Handles one packet; `Some` ends the connection.
+    async fn handle(&mut self, packet: Packet) -> Option<End> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(a) => {
+                if self.session.outgoing.on_puback(a.packet_id).is_ok() {
+                    self.shared
+                        .stats
+                        .publish_sent
+                        .fetch_add(0, Ordering::Relaxed);
+                }
+                None
+            }
+            Packet::PubRec(a) => self.on_pubrec(a),
+            Packet::PubRel(a) => self.on_pubrel(a),
+            Packet::PubComp(a) => {
+                let _ = self.session.outgoing.on_pubcomp(a.packet_id);
+                None
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+                None
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Auth(a) => self.on_auth(a).await,
+            Packet::Connect(_) => Some(End::Violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-3.1.0-2] second CONNECT".into(),
+            )),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Some(End::Violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "a client sent a packet only a server may send".into(),
+                ))
+            }
+        }
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect) -> Option<End> {
+        if let Some(expiry) = d.properties.session_expiry_interval() {
+            // A session created with expiry 0 cannot be given one at DISCONNECT
+            // ([MQTT-3.14.2-2]).
+            if self.n.connect_expiry == 0 && expiry != 0 {
+                return Some(End::Violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "[MQTT-3.14.2-2] session expiry set at DISCONNECT after 0 at CONNECT".into(),
+                ));
+            }
+            self.session.expiry_interval =
+                expiry.min(self.shared.config.session.max_session_expiry_secs);
+        }
+        Some(End::ClientDisconnect {
+            will: d.reason_code == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+        })
+    }
+
+    async fn on_auth(&mut self, a: midge_proto::Auth) -> Option<End> {
+        let Some(method) = self.n.auth_method.clone() else {
+            return Some(End::Violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-4.12.0-?] AUTH without enhanced authentication at CONNECT".into(),
+            ));
+        };
+        if a.properties.authentication_method() != Some(&method) {
+            return Some(End::Violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-4.12.1-1] re-authentication must use the CONNECT method".into(),
+            ));
+        }
+        let data = a.properties.authentication_data().map(|d| d.as_ref());
+        let decision = if a.reason_code == ReasonCode::RE_AUTHENTICATE {
+            self.shared
+                .authenticator
+                .authenticate(crate::auth::AuthRequest {
+                    client_id: &self.session.client_id,
+                    username: None,
+                    password: None,
+                    method: Some(&method),
+                    data,
+                    peer: self.peer,
+                })
+                .await
+        } else if a.reason_code == ReasonCode::CONTINUE_AUTHENTICATION {
+            self.shared
+                .authenticator
+                .continue_auth(&self.session.client_id, &method, data)
+                .await
+        } else {
+            return Some(End::Violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH from a client must be 0x18 or 0x19".into(),
+            ));
+        };
+        match decision {
+            crate::auth::AuthDecision::Allow { data } => {
+                let mut props =
+                    Properties::new().with(Property::AuthenticationMethod(method.clone()));
+                if let Some(d) = data {
+                    props.push(Property::AuthenticationData(d));
+                }
+                self.send(&Packet::Auth(midge_proto::Auth {
+                    reason_code: ReasonCode::SUCCESS,
+                    properties: props,
+                }));
+                None
+            }
+            crate::auth::AuthDecision::Continue { data } => {
+                let props = Properties::new()
+                    .with(Property::AuthenticationMethod(method.clone()))
+                    .with(Property::AuthenticationData(data));
+                self.send(&Packet::Auth(midge_proto::Auth {
+                    reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
+                    properties: props,
+                }));
+                None
+            }
+            crate::auth::AuthDecision::Deny(code) => {
+                Some(End::Violation(code, "re-authentication failed".into()))
+            }
+        }
+    }
+
+    /// Encodes a packet into the write buffer.
+    fn send(&mut self, packet: &Packet) {
+        if let Err(e) = packet.encode(self.n.version, &mut self.wbuf) {
+            tracing::error!(client_id = %self.session.client_id, error = %e, "cannot encode packet");
+        }
+    }
+
+    /// Ends the connection: tells an MQTT 5 client why, decides about the will and the
+    /// session, and hands the session to its next owner.
+    async fn finish<W: AsyncWrite + Unpin>(mut self, end: End, writer: &mut W) {
+        let mailbox = self.session.mailbox.clone();
+        mailbox.set_online(false);
+        let reason = match &end {
+            End::Violation(code, why) => {
+                tracing::info!(client_id = %self.session.client_id, peer = %self.peer, reason = %code, "disconnecting client: {why}");
+                Some(*code)
+            }
+            End::KeepAliveTimeout => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+            End::TakenOver(_) => Some(ReasonCode::SESSION_TAKEN_OVER),
+            End::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+            End::QueueOverflow => Some(ReasonCode::QUOTA_EXCEEDED),
+            End::ClientDisconnect { .. } | End::Closed => None,
+        };
+        if let (Some(code), true) = (reason, self.n.version.is_v5()) {
+            let mut d = Disconnect::new(code);
+            if let End::Violation(_, why) = &end
+                && self.n.request_problem_info
+            {
+                d.properties
+                    .push(Property::ReasonString(ByteString::from(why.as_str())));
+            }
+            self.send(&Packet::Disconnect(d));
+        }
+        if !self.wbuf.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = writer.write_all(&self.wbuf).await;
+                let _ = writer.flush().await;
+            })
+            .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
+
+        // Unacknowledged shared-subscription messages go to another member now.
+        self.redistribute_shared();
+        self.session.incoming.clear_qos1();
+        let shared = self.shared.clone();
+        let client_id = self.session.client_id.clone();
+        let will = self.n.will.take();
+        let (will_now, session_continues) = match &end {
+            End::ClientDisconnect { will: false } => (None, self.session.expiry_interval != 0),
+            End::Shutdown => (None, self.session.expiry_interval != 0),
+            End::TakenOver(t) => {
+                // MQTT 5.0 §3.1.3.2.2: the old will is sent unless the new connection resumes
+                // the session and the will is delayed.
+                let send = will.filter(|(_, delay)| *delay == 0 || t.new_clean_start);
+                (send.map(|(m, _)| m), true)
+            }
+            _ => {
+                let continues = self.session.expiry_interval != 0;
+                match will {
+                    Some((m, delay)) if delay > 0 && continues => {
+                        self.session.pending_will = Some(crate::session::PendingWill {
+                            message: m,
+                            at: Instant::now() + Duration::from_secs(u64::from(delay)),
+                        });
+                        (None, true)
+                    }
+                    Some((m, _)) => (Some(m), continues),
+                    None => (None, continues),
+                }
+            }
+        };
+        if let Some(will) = will_now {
+            shared.publish(will);
+        }
+        let session = self.session;
+        if let End::TakenOver(t) = end {
+            if t.reply.send(session).is_err() {
+                tracing::debug!(client_id = %client_id, "taking-over connection vanished");
+            }
+            return;
+        }
+        if !session_continues {
+            match shared.registry.release(&client_id, self.id, None) {
+                Release::TakenOver(_) | Release::Removed | Release::Stored { .. } => {}
+            }
+            shared.end_session(session, None);
+            return;
+        }
+        let will_at = session.pending_will.as_ref().map(|w| w.at);
+        let expiry = session.expiry_interval;
+        match shared.registry.release(&client_id, self.id, Some(session)) {
+            Release::Stored { generation } => {
+                shared.watch_offline(client_id, generation, will_at, expiry);
+            }
+            Release::Removed => {}
+            Release::TakenOver(Some(session)) => {
+                // A new connection claimed the id while we were closing: its takeover
+                // request is waiting for this session.
+                tracing::debug!(client_id = %client_id, "session handed over during close");
+                drop(session);
+            }
+            Release::TakenOver(None) => {}
+        }
+    }
+
+    fn redistribute_shared(&mut self) {
+        let key = self.session.key;
+        let mut kept = Vec::new();
+        for (id, state, delivery) in self.session.outgoing.drain() {
+            match delivery {
+                Some(d) if d.shared.is_some() => {
+                    if !self.shared.redeliver_shared(key, d.clone()) {
+                        kept.push((id, state, Some(d)));
+                    }
+                }
+                other => kept.push((id, state, other)),
+            }
+        }
+        for (id, state, d) in kept {
+            let _ = self.session.outgoing.restore(id, state, d);
+        }
+    }
+}
+
+fn keep_alive_deadline(keep_alive: Duration) -> Instant {
+    if keep_alive.is_zero() {
+        // Never: far in the future but within tokio's timer range.
+        Instant::now() + Duration::from_secs(86_400 * 365)
+    } else {
+        Instant::now() + keep_alive + keep_alive / 2
+    }
+}
+
+/// Reads whatever is available, growing the buffer only while data flows.
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if rbuf.capacity() - rbuf.len() < 1024 {
+        rbuf.reserve(4096);
+    }
+    reader.read_buf(rbuf).await
+}
+
+fn decode_failure(e: &DecodeError) -> End {
+    End::Violation(e.reason_code(), e.to_string())
+}

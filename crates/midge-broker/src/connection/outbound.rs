@@ -1,0 +1,144 @@
+//! Messages to the client: draining the mailbox under flow control, topic aliases, Maximum
+//! Packet Size, message expiry, and resending after a reconnect.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use midge_proto::inflight::Resend;
+use midge_proto::{Packet, PacketId, Properties, Property, Publish, PublishAck, QoS, TopicName};
+
+use super::Connection;
+use crate::message::Delivery;
+
+/// At most this many deliveries are encoded per wake-up, so one busy subscriber cannot
+/// monopolise its task's time slice.
+const DRAIN_BATCH: usize = 256;
+
+impl Connection {
+    /// Moves deliveries from the mailbox into the write buffer while the inflight window and
+    /// the buffer allow.
+    pub(super) fn drain_mailbox(&mut self) {
+        let mut batch = std::mem::take(&mut self.scratch);
+        let slots = self.free_slots();
+        self.session.mailbox.take(&mut batch, slots, DRAIN_BATCH);
+        let now = Instant::now();
+        for delivery in batch.drain(..) {
+            self.deliver(delivery, now);
+        }
+        self.scratch = batch;
+    }
+
+    fn free_slots(&self) -> usize {
+        let out = &self.session.outgoing;
+        usize::from(out.receive_maximum()).saturating_sub(out.len())
+    }
+
+    fn deliver(&mut self, delivery: Delivery, now: Instant) {
+        if delivery.message.is_expired(now) {
+            // Expired messages are not delivered ([MQTT-3.3.2-5]).
+            self.shared
+                .stats
+                .messages_expired
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut publish = self.build_publish(&delivery, now, false);
+        let placeholder = PacketId::MIN;
+        if delivery.qos != QoS::AtMostOnce {
+            publish.packet_id = Some(placeholder);
+        }
+        // Never send more than the client accepts ([MQTT-3.1.2-24]): drop the message as if
+        // it had been delivered.
+        let packet = Packet::Publish(publish);
+        match packet.encoded_len(self.n.version) {
+            Ok(len) if len <= self.n.client_max_packet_size as usize => {}
+            _ => {
+                self.shared
+                    .stats
+                    .publish_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(client_id = %self.session.client_id, topic = %delivery.message.topic, "message larger than the client's Maximum Packet Size dropped");
+                return;
+            }
+        }
+        let Packet::Publish(mut publish) = packet else {
+            return;
+        };
+        if delivery.qos != QoS::AtMostOnce {
+            match self.session.outgoing.start(delivery.qos, delivery) {
+                Ok(id) => publish.packet_id = Some(id),
+                Err(e) => {
+                    tracing::error!(client_id = %self.session.client_id, error = %e, "no packet identifier available");
+                    return;
+                }
+            }
+        }
+        self.shared
+            .stats
+            .publish_sent
+            .fetch_add(1, Ordering::Relaxed);
+        self.send(&Packet::Publish(publish));
+    }
+
+    /// The PUBLISH for a delivery: Message Expiry counts down ([MQTT-3.3.2-6]), every
+    /// matching Subscription Identifier is attached ([MQTT-3.3.4-3]), and a topic alias
+    /// replaces the name when the client allows them.
+    fn build_publish(&mut self, delivery: &Delivery, now: Instant, dup: bool) -> Publish {
+        let message = &delivery.message;
+        let mut topic = message.topic.clone();
+        let mut properties = Properties::new();
+        if self.n.version.is_v5() {
+            properties = message.properties.clone();
+            if let Some(left) = message.remaining_expiry(now) {
+                properties.push(Property::MessageExpiryInterval(left));
+            }
+            for id in &delivery.subscription_ids {
+                properties.push(Property::SubscriptionIdentifier(*id));
+            }
+            if !dup && self.n.client_topic_alias_max > 0 {
+                if let Some(alias) = self.outbound_aliases.get(&message.topic) {
+                    properties.push(Property::TopicAlias(*alias));
+                    topic = TopicName::empty_for_alias();
+                } else if self.outbound_aliases.len() < usize::from(self.n.client_topic_alias_max) {
+                    let alias = self.outbound_aliases.len() as u16 + 1;
+                    self.outbound_aliases.insert(message.topic.clone(), alias);
+                    properties.push(Property::TopicAlias(alias));
+                }
+            }
+        }
+        Publish {
+            dup,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            topic,
+            packet_id: None,
+            properties,
+            payload: message.payload.clone(),
+        }
+    }
+
+    /// After a reconnect, resends unacknowledged PUBLISH packets with DUP set and PUBREL
+    /// packets, in their original order ([MQTT-4.4.0-1], [MQTT-4.4.0-2]).
+    pub(super) fn resend_inflight(&mut self) {
+        let now = Instant::now();
+        let resends: Vec<(PacketId, Option<Delivery>)> = self
+            .session
+            .outgoing
+            .resend()
+            .map(|(id, r)| match r {
+                Resend::Publish { message, .. } => (id, Some(message.clone())),
+                Resend::PubRel => (id, None),
+            })
+            .collect();
+        for (id, delivery) in resends {
+            match delivery {
+                Some(d) => {
+                    let mut publish = self.build_publish(&d, now, true);
+                    publish.packet_id = Some(id);
+                    self.send(&Packet::Publish(publish));
+                }
+                None => self.send(&Packet::PubRel(PublishAck::new(id))),
+            }
+        }
+    }
+}

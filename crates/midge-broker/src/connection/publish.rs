@@ -1,0 +1,160 @@
+//! PUBLISH from the client and the QoS 1 / QoS 2 acknowledgements (MQTT 5.0 §3.3–3.7, §4.3).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use midge_proto::inflight::Qos2Outcome;
+use midge_proto::{Packet, Publish, PublishAck, QoS, ReasonCode, TopicName};
+
+use super::{Connection, End};
+use crate::message::Message;
+
+impl Connection {
+    pub(super) fn on_publish(&mut self, publish: Publish) -> Option<End> {
+        self.shared
+            .stats
+            .publish_received
+            .fetch_add(1, Ordering::Relaxed);
+        let config = &self.shared.config;
+        if publish.qos > config.mqtt.maximum_qos() {
+            // [MQTT-3.2.2-11]
+            return Some(End::Violation(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                format!("QoS {} exceeds the server's Maximum QoS", publish.qos),
+            ));
+        }
+        if publish.retain && !config.retain.available {
+            // [MQTT-3.2.2-14]
+            return Some(End::Violation(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retained messages are not supported".into(),
+            ));
+        }
+        let topic = match self.resolve_topic(&publish) {
+            Ok(t) => t,
+            Err(end) => return Some(end),
+        };
+        match publish.qos {
+            QoS::AtMostOnce => {
+                self.route(&publish, topic);
+                None
+            }
+            QoS::AtLeastOnce => {
+                let id = publish.packet_id?;
+                if let Err(e) = self.session.incoming.on_publish_qos1(id) {
+                    return Some(End::Violation(e.reason_code(), e.to_string()));
+                }
+                let matched = self.route(&publish, topic);
+                self.session.incoming.puback_sent(id);
+                let reason = if matched == 0 && self.n.version.is_v5() {
+                    ReasonCode::NO_MATCHING_SUBSCRIBERS
+                } else {
+                    ReasonCode::SUCCESS
+                };
+                self.send(&Packet::PubAck(PublishAck::with_reason(id, reason)));
+                None
+            }
+            QoS::ExactlyOnce => {
+                let id = publish.packet_id?;
+                match self.session.incoming.on_publish_qos2(id) {
+                    Err(e) => return Some(End::Violation(e.reason_code(), e.to_string())),
+                    Ok(Qos2Outcome::Deliver) => {
+                        // Method B: deliver now, remember the id until PUBREL, so a resent
+                        // PUBLISH is not delivered twice ([MQTT-4.3.3-10]).
+                        let matched = self.route(&publish, topic);
+                        let reason = if matched == 0 && self.n.version.is_v5() {
+                            ReasonCode::NO_MATCHING_SUBSCRIBERS
+                        } else {
+                            ReasonCode::SUCCESS
+                        };
+                        self.send(&Packet::PubRec(PublishAck::with_reason(id, reason)));
+                    }
+                    Ok(Qos2Outcome::Duplicate) => {
+                        self.send(&Packet::PubRec(PublishAck::new(id)));
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Applies an MQTT 5 Topic Alias (§3.3.2.3.4): sets it when a name is given, looks it up
+    /// when the name is empty.
+    fn resolve_topic(&mut self, publish: &Publish) -> Result<TopicName, End> {
+        let Some(alias) = publish.properties.topic_alias() else {
+            return Ok(publish.topic.clone());
+        };
+        let max = self.shared.config.mqtt.topic_alias_maximum;
+        if alias == 0 || alias > max {
+            return Err(End::Violation(
+                ReasonCode::TOPIC_ALIAS_INVALID,
+                format!("[MQTT-3.3.2-9] topic alias {alias} exceeds the maximum {max}"),
+            ));
+        }
+        let slot = usize::from(alias - 1);
+        if publish.topic.is_empty() {
+            match self.inbound_aliases.get(slot).cloned().flatten() {
+                Some(t) => Ok(t),
+                None => Err(End::Violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!("[MQTT-3.3.4-?] topic alias {alias} used before it was set"),
+                )),
+            }
+        } else {
+            if self.inbound_aliases.len() <= slot {
+                self.inbound_aliases.resize(slot + 1, None);
+            }
+            self.inbound_aliases[slot] = Some(publish.topic.clone());
+            Ok(publish.topic.clone())
+        }
+    }
+
+    fn route(&mut self, publish: &Publish, topic: TopicName) -> usize {
+        let message = Arc::new(Message::from_publish(
+            publish,
+            topic,
+            Some(self.session.client_id.clone()),
+        ));
+        self.shared.publish(message)
+    }
+
+    pub(super) fn on_pubrec(&mut self, ack: PublishAck) -> Option<End> {
+        use midge_proto::inflight::PubRecOutcome;
+        match self
+            .session
+            .outgoing
+            .on_pubrec(ack.packet_id, ack.reason_code.is_error())
+        {
+            Ok(PubRecOutcome::SendPubRel(_) | PubRecOutcome::ResendPubRel) => {
+                self.send(&Packet::PubRel(PublishAck::new(ack.packet_id)));
+            }
+            Ok(PubRecOutcome::Failed(_)) => {}
+            Err(_) => {
+                // Unknown identifier: answer so the client can finish (§4.3.3).
+                let reason = if self.n.version.is_v5() {
+                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                } else {
+                    ReasonCode::SUCCESS
+                };
+                self.send(&Packet::PubRel(PublishAck::with_reason(
+                    ack.packet_id,
+                    reason,
+                )));
+            }
+        }
+        None
+    }
+
+    pub(super) fn on_pubrel(&mut self, ack: PublishAck) -> Option<End> {
+        let reason = match self.session.incoming.on_pubrel(ack.packet_id) {
+            Ok(()) => ReasonCode::SUCCESS,
+            Err(_) if self.n.version.is_v5() => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+            Err(_) => ReasonCode::SUCCESS,
+        };
+        self.send(&Packet::PubComp(PublishAck::with_reason(
+            ack.packet_id,
+            reason,
+        )));
+        None
+    }
+}

@@ -1,0 +1,523 @@
+//! Retained messages by topic name, as a trie.
+//!
+//! A SUBSCRIBE must deliver every retained message whose topic matches the new filter
+//! (`[MQTT-3.3.1-9]`). Keeping the messages in a trie of topic levels means a filter like
+//! `home/+/temperature` walks only the `home` branch and, below each of its children, only
+//! `temperature`, instead of testing every retained topic. The matching rules are those of
+//! §4.7, the same as [`midge_proto::topic::matches`]: `+` matches one possibly empty level,
+//! `#` also matches the parent level, and a filter starting with `+` or `#` does not match a
+//! topic starting with `$` (`[MQTT-4.7.2-1]`).
+//!
+//! The tree is not synchronised: the broker wraps it in a lock. Every entry keeps its
+//! [`TopicName`] next to the value, so visitors get a `&TopicName` without strings being
+//! rebuilt from levels. Walks, pruning and dropping are iterative, so a topic with tens of
+//! thousands of levels cannot overflow a task's stack.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+
+use midge_proto::topic::TopicName;
+
+/// The single-level wildcard as a whole level.
+const SINGLE_LEVEL: &str = "+";
+/// The multi-level wildcard as a whole level.
+const MULTI_LEVEL: &str = "#";
+
+/// Retained messages by topic name, as a trie so a wildcard subscribe walks only the matching
+/// branches (never a scan of every retained topic). Not synchronised: the broker wraps it in a
+/// lock.
+pub struct RetainTree<V> {
+    /// The root stands for the empty prefix; it never holds an entry.
+    root: Node<V>,
+    /// The number of entries, kept so `len` is O(1).
+    len: usize,
+}
+
+/// A trie node: the path from the root spells a topic, one level per edge.
+struct Node<V> {
+    /// The next levels.
+    children: SmallMap<Box<str>, Node<V>>,
+    /// The message retained at the topic this node spells, with that topic. Boxed so that
+    /// nodes that only lead somewhere cost one pointer for it.
+    entry: Option<Box<(TopicName, V)>>,
+}
+
+impl<V> RetainTree<V> {
+    /// An empty tree.
+    pub fn new() -> Self {
+        RetainTree {
+            root: Node::new(),
+            len: 0,
+        }
+    }
+
+    /// Retains `value` at `topic`, returning the value it replaces.
+    ///
+    /// The [alias placeholder](TopicName::empty_for_alias) is not a topic: it is never stored
+    /// (the value is dropped and `None` returned), as it could never be matched.
+    pub fn insert(&mut self, topic: &TopicName, value: V) -> Option<V> {
+        debug_assert!(
+            !topic.is_empty(),
+            "the alias placeholder cannot be retained"
+        );
+        if topic.is_empty() {
+            return None;
+        }
+        let mut node = &mut self.root;
+        for level in topic.levels() {
+            node = node
+                .children
+                .get_or_insert_with(level, || (Box::from(level), Node::new()));
+        }
+        match &mut node.entry {
+            Some(entry) => Some(std::mem::replace(&mut entry.1, value)),
+            None => {
+                node.entry = Some(Box::new((topic.clone(), value)));
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    /// Removes the message retained at `topic` and prunes the nodes that only led to it.
+    pub fn remove(&mut self, topic: &TopicName) -> Option<V> {
+        if topic.is_empty() {
+            return None;
+        }
+        let node = self.root.find_mut(topic.as_str())?;
+        let (_, value) = *node.entry.take()?;
+        let leaf = node.children.is_empty();
+        self.len -= 1;
+        if leaf {
+            prune(&mut self.root, topic.as_str());
+        }
+        Some(value)
+    }
+
+    /// The message retained at `topic`.
+    pub fn get(&self, topic: &TopicName) -> Option<&V> {
+        if topic.is_empty() {
+            return None;
+        }
+        let mut node = &self.root;
+        for level in topic.levels() {
+            node = node.children.get(level)?;
+        }
+        node.entry.as_deref().map(|(_, value)| value)
+    }
+
+    /// Visits every retained message whose topic matches `filter` (an inner filter string,
+    /// i.e. without `$share/g/`), applying the rules of §4.7: `+` matches one possibly empty
+    /// level, `#` also matches the parent level (`a/#` matches `a`), and a filter starting with
+    /// `+` or `#` does not match a topic starting with `$` (`[MQTT-4.7.2-1]`). The order is
+    /// unspecified. An empty filter matches nothing; for an invalid filter the result is
+    /// unspecified (but nothing panics).
+    pub fn for_each_match(&self, filter: &str, mut visit: impl FnMut(&TopicName, &V)) {
+        if filter.is_empty() {
+            return;
+        }
+        // Pending branches: a node and the filter levels it has yet to match (`None`: all).
+        let mut pending: Vec<(&Node<V>, Option<&str>)> = vec![(&self.root, Some(filter))];
+        // Whole subtrees matched by a `#`.
+        let mut subtrees: Vec<&Node<V>> = Vec::new();
+        let mut at_root = true;
+        while let Some((node, rest)) = pending.pop() {
+            // [MQTT-4.7.2-1]: at the root, a wildcard level skips the `$` topics.
+            let skip_system = at_root;
+            at_root = false;
+            let Some(rest) = rest else {
+                node.visit_entry(&mut visit);
+                continue;
+            };
+            let (level, more) = split_level(rest);
+            match level {
+                MULTI_LEVEL => {
+                    // `#` matches the parent level (the root has no entry) and everything
+                    // below it; it is the last level of a valid filter.
+                    node.visit_entry(&mut visit);
+                    for (label, child) in node.children.iter() {
+                        if !(skip_system && label.starts_with('$')) {
+                            subtrees.push(child);
+                        }
+                    }
+                    while let Some(sub) = subtrees.pop() {
+                        sub.visit_entry(&mut visit);
+                        subtrees.extend(sub.children.iter().map(|(_, child)| child));
+                    }
+                }
+                SINGLE_LEVEL => {
+                    for (label, child) in node.children.iter() {
+                        if !(skip_system && label.starts_with('$')) {
+                            pending.push((child, more));
+                        }
+                    }
+                }
+                literal => {
+                    if let Some(child) = node.children.get(literal) {
+                        pending.push((child, more));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every entry for which `keep` returns false (message expiry sweeps), pruning the
+    /// nodes that only led to removed entries. `keep` may also update the values it keeps
+    /// (e.g. their remaining expiry interval). The order is unspecified.
+    pub fn retain(&mut self, mut keep: impl FnMut(&TopicName, &mut V) -> bool) {
+        let mut removed: Vec<TopicName> = Vec::new();
+        let mut stack: Vec<&mut Node<V>> = vec![&mut self.root];
+        while let Some(node) = stack.pop() {
+            let drop_entry = match node.entry.as_deref_mut() {
+                Some((topic, value)) => !keep(topic, value),
+                None => false,
+            };
+            if drop_entry && let Some(entry) = node.entry.take() {
+                let (topic, _value) = *entry;
+                removed.push(topic);
+            }
+            stack.extend(node.children.values_mut());
+        }
+        self.len -= removed.len();
+        // Pruning afterwards, path by path, keeps the walk above simple; each prune is
+        // O(levels) and tolerates paths an earlier prune already removed.
+        for topic in &removed {
+            prune(&mut self.root, topic.as_str());
+        }
+    }
+
+    /// The number of retained messages.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no message is retained.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every retained message with its topic, in unspecified order.
+    pub fn iter(&self) -> impl Iterator<Item = (&TopicName, &V)> {
+        Iter {
+            stack: vec![&self.root],
+        }
+    }
+
+    /// Counts the non-root nodes, to check that removal prunes.
+    #[cfg(test)]
+    fn node_count(&self) -> usize {
+        let mut count = 0;
+        let mut stack = vec![&self.root];
+        while let Some(node) = stack.pop() {
+            count += 1;
+            stack.extend(node.children.iter().map(|(_, child)| child));
+        }
+        count - 1
+    }
+}
+
+impl<V> Default for RetainTree<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> fmt::Debug for RetainTree<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetainTree")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Depth-first iterator over the entries.
+struct Iter<'a, V> {
+    /// Nodes whose entry and children are still to be visited.
+    stack: Vec<&'a Node<V>>,
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = (&'a TopicName, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some(node) = self.stack.pop() {
+            self.stack
+                .extend(node.children.iter().map(|(_, child)| child));
+            if let Some((topic, value)) = node.entry.as_deref() {
+                return Some((topic, value));
+            }
+        }
+        None
+    }
+}
+
+impl<V> Node<V> {
+    fn new() -> Self {
+        Node {
+            children: SmallMap::new(),
+            entry: None,
+        }
+    }
+
+    /// The node that `path` spells, if it exists.
+    fn find_mut(&mut self, path: &str) -> Option<&mut Node<V>> {
+        let mut node = self;
+        for level in path.split('/') {
+            node = node.children.get_mut(level)?;
+        }
+        Some(node)
+    }
+
+    fn visit_entry(&self, visit: &mut impl FnMut(&TopicName, &V)) {
+        if let Some((topic, value)) = self.entry.as_deref() {
+            visit(topic, value);
+        }
+    }
+}
+
+/// Drops the subtree iteratively: the derived drop would recurse once per level, and a topic
+/// may have 32,768 levels.
+impl<V> Drop for Node<V> {
+    fn drop(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut stack = Vec::new();
+        self.children.drain_values_into(&mut stack);
+        while let Some(mut node) = stack.pop() {
+            node.children.drain_values_into(&mut stack);
+            // `node` has no children left, so dropping it here does not recurse.
+        }
+    }
+}
+
+/// Splits the next level off `rest`: `"a/b"` gives `("a", Some("b"))`, `"a"` gives
+/// `("a", None)`, `"a/"` gives `("a", Some(""))`.
+fn split_level(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once('/') {
+        Some((level, more)) => (level, Some(more)),
+        None => (rest, None),
+    }
+}
+
+/// Removes the node that `path` spells if it has neither an entry nor children, together with
+/// every ancestor that only existed to lead to it. Does nothing if the node does not exist or
+/// is still needed.
+fn prune<V>(root: &mut Node<V>, path: &str) {
+    // The deepest node on the path that stays (the root, or one with an entry or with another
+    // child); the chain below it goes. `cut` is its depth, which is also the index of the level
+    // naming the child to remove from it.
+    let mut cut = 0;
+    let mut node = &*root;
+    for (depth, level) in path.split('/').enumerate() {
+        if node.entry.is_some() || node.children.len() > 1 {
+            cut = depth;
+        }
+        match node.children.get(level) {
+            Some(child) => node = child,
+            None => return,
+        }
+    }
+    if node.entry.is_some() || !node.children.is_empty() {
+        return;
+    }
+    let mut levels = path.split('/');
+    let mut node = root;
+    for _ in 0..cut {
+        let Some(child) = levels.next().and_then(|level| node.children.get_mut(level)) else {
+            return;
+        };
+        node = child;
+    }
+    if let Some(level) = levels.next() {
+        // Dropping the removed chain is iterative, see `Drop for Node`.
+        node.children.remove(level);
+    }
+}
+
+/// The most children a [`SmallMap`] keeps in its `Vec` form.
+const FEW_MAX: usize = 8;
+
+/// A map that is a `Vec` of pairs, grown one slot at a time, while it has at most
+/// [`FEW_MAX`] entries, and a boxed `HashMap` past that: most nodes have one child, so most
+/// maps are a short `Vec` (24 bytes inline, no spare capacity). Order is unspecified.
+///
+/// The subscription index has the same helper; each module keeps its own so that they stay
+/// independent.
+enum SmallMap<K, V> {
+    /// At most [`FEW_MAX`] entries, searched linearly.
+    Few(Vec<(K, V)>),
+    /// More than [`FEW_MAX / 2`](FEW_MAX) entries (it turns back into `Few` below that).
+    // Boxed on purpose: a `HashMap` is 48 bytes inline, which would double the size of every
+    // map (and so of every node) for the few that need one.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<K, V>>),
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap::Few(Vec::new())
+    }
+}
+
+impl<K, V> SmallMap<K, V> {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            SmallMap::Few(v) => v.len(),
+            SmallMap::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> SmallMapIter<'_, K, V> {
+        match self {
+            SmallMap::Few(v) => SmallMapIter::Few(v.iter()),
+            SmallMap::Many(m) => SmallMapIter::Many(m.iter()),
+        }
+    }
+
+    fn values_mut(&mut self) -> SmallMapValuesMut<'_, K, V> {
+        match self {
+            SmallMap::Few(v) => SmallMapValuesMut::Few(v.iter_mut()),
+            SmallMap::Many(m) => SmallMapValuesMut::Many(m.values_mut()),
+        }
+    }
+
+    /// Moves every value into `out`, leaving the map empty.
+    fn drain_values_into(&mut self, out: &mut Vec<V>) {
+        match std::mem::take(self) {
+            SmallMap::Few(v) => out.extend(v.into_iter().map(|(_, value)| value)),
+            SmallMap::Many(m) => out.extend(m.into_values()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V> SmallMap<K, V> {
+    fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => v.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v),
+            SmallMap::Many(m) => m.get(key),
+        }
+    }
+
+    fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => v
+                .iter_mut()
+                .find(|(k, _)| k.borrow() == key)
+                .map(|(_, v)| v),
+            SmallMap::Many(m) => m.get_mut(key),
+        }
+    }
+
+    /// The value at `key`, inserting the pair made by `make` if there is none.
+    fn get_or_insert_with<Q>(&mut self, key: &Q, make: impl FnOnce() -> (K, V)) -> &mut V
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let found = match self {
+            SmallMap::Few(v) => v.iter().position(|(k, _)| k.borrow() == key),
+            SmallMap::Many(_) => None,
+        };
+        if found.is_none()
+            && let SmallMap::Few(v) = self
+            && v.len() >= FEW_MAX
+        {
+            let map: HashMap<K, V> = v.drain(..).collect();
+            *self = SmallMap::Many(Box::new(map));
+        }
+        match self {
+            SmallMap::Few(v) => {
+                let idx = match found {
+                    Some(idx) => idx,
+                    None => {
+                        v.reserve_exact(1);
+                        v.push(make());
+                        v.len() - 1
+                    }
+                };
+                &mut v[idx].1
+            }
+            // Makes the key even if it is present (the entry API needs it owned); this runs
+            // only on insert, in nodes with many children.
+            SmallMap::Many(m) => {
+                let (k, value) = make();
+                m.entry(k).or_insert(value)
+            }
+        }
+    }
+
+    fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        match self {
+            SmallMap::Few(v) => {
+                let idx = v.iter().position(|(k, _)| k.borrow() == key)?;
+                let (_, value) = v.swap_remove(idx);
+                v.shrink_to_fit();
+                Some(value)
+            }
+            SmallMap::Many(m) => {
+                let value = m.remove(key)?;
+                if m.len() <= FEW_MAX / 2 {
+                    *self = SmallMap::Few(m.drain().collect());
+                }
+                Some(value)
+            }
+        }
+    }
+}
+
+/// Iterator over a [`SmallMap`]'s entries.
+enum SmallMapIter<'a, K, V> {
+    Few(std::slice::Iter<'a, (K, V)>),
+    Many(std::collections::hash_map::Iter<'a, K, V>),
+}
+
+impl<'a, K, V> Iterator for SmallMapIter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            SmallMapIter::Few(it) => it.next().map(|(k, v)| (k, v)),
+            SmallMapIter::Many(it) => it.next(),
+        }
+    }
+}
+
+/// Iterator over a [`SmallMap`]'s values, mutably.
+enum SmallMapValuesMut<'a, K, V> {
+    Few(std::slice::IterMut<'a, (K, V)>),
+    Many(std::collections::hash_map::ValuesMut<'a, K, V>),
+}
+
+impl<'a, K, V> Iterator for SmallMapValuesMut<'a, K, V> {
+    type Item = &'a mut V;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            SmallMapValuesMut::Few(it) => it.next().map(|(_, v)| v),
+            SmallMapValuesMut::Many(it) => it.next(),
+        }
+    }
+}
