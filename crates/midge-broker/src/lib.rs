@@ -28,6 +28,7 @@ mod connection;
 pub mod index;
 mod mailbox;
 pub mod message;
+pub mod password;
 pub mod retain_tree;
 mod server;
 mod session;

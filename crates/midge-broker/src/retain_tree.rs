@@ -278,7 +278,7 @@ impl<V> Node<V> {
 }
 
 /// Drops the subtree iteratively: the derived drop would recurse once per level, and a topic
-/// may have 32,768 levels.
+/// may have up to 65,536 levels.
 impl<V> Drop for Node<V> {
     fn drop(&mut self) {
         if self.children.is_empty() {
@@ -349,7 +349,7 @@ const FEW_MAX: usize = 8;
 enum SmallMap<K, V> {
     /// At most [`FEW_MAX`] entries, searched linearly.
     Few(Vec<(K, V)>),
-    /// More than [`FEW_MAX / 2`](FEW_MAX) entries (it turns back into `Few` below that).
+    /// More than [`FEW_MAX`] entries; it turns back into `Few` when it shrinks to half that.
     // Boxed on purpose: a `HashMap` is 48 bytes inline, which would double the size of every
     // map (and so of every node) for the few that need one.
     #[allow(clippy::box_collection)]
@@ -518,6 +518,347 @@ impl<'a, K, V> Iterator for SmallMapValuesMut<'a, K, V> {
         match self {
             SmallMapValuesMut::Few(it) => it.next().map(|(_, v)| v),
             SmallMapValuesMut::Many(it) => it.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use midge_proto::topic::{TopicFilter, matches};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name(s: &str) -> TopicName {
+        TopicName::new(s).unwrap()
+    }
+
+    /// The topics whose messages match `filter`, sorted; a topic visited twice shows up twice.
+    fn matched<V>(tree: &RetainTree<V>, filter: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        tree.for_each_match(filter, |topic, _| out.push(topic.as_str().to_owned()));
+        out.sort();
+        out
+    }
+
+    fn sorted(topics: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn insert_replace_get_remove() {
+        let mut tree = RetainTree::new();
+        assert!(tree.is_empty());
+        assert_eq!(tree.insert(&name("a/b"), 1), None);
+        assert_eq!(tree.insert(&name("a/b"), 2), Some(1));
+        assert_eq!(tree.insert(&name("a"), 3), None);
+        assert_eq!(tree.len(), 2);
+        assert_eq!(tree.get(&name("a/b")), Some(&2));
+        assert_eq!(tree.get(&name("a")), Some(&3));
+        assert_eq!(tree.get(&name("a/b/c")), None);
+        assert_eq!(tree.get(&name("b")), None);
+        assert_eq!(tree.remove(&name("a/c")), None);
+        assert_eq!(tree.remove(&name("a/b/c")), None);
+        assert_eq!(tree.len(), 2);
+        assert_eq!(tree.remove(&name("a")), Some(3));
+        assert_eq!(tree.remove(&name("a")), None);
+        assert_eq!(tree.get(&name("a/b")), Some(&2));
+        assert_eq!(tree.len(), 1);
+        assert_eq!(tree.remove(&name("a/b")), Some(2));
+        assert!(tree.is_empty());
+        assert_eq!(tree.node_count(), 0);
+        assert!(!format!("{tree:?}").is_empty());
+        let default: RetainTree<()> = RetainTree::default();
+        assert!(default.is_empty());
+    }
+
+    #[test]
+    fn removal_prunes_exactly_the_empty_nodes() {
+        let mut tree = RetainTree::new();
+        for topic in ["a/b/c", "a/b/d", "a/x", "a"] {
+            tree.insert(&name(topic), ());
+        }
+        // a, b, c, d, x
+        assert_eq!(tree.node_count(), 5);
+        tree.remove(&name("a/b/c"));
+        assert_eq!(tree.node_count(), 4);
+        tree.remove(&name("a/b/d"));
+        assert_eq!(tree.node_count(), 2);
+        // `a` holds a message, so removing its last child keeps it.
+        tree.remove(&name("a/x"));
+        assert_eq!(tree.node_count(), 1);
+        // Removing an inner node's message keeps the node while it has children.
+        tree.insert(&name("a/y"), ());
+        tree.remove(&name("a"));
+        assert_eq!(tree.node_count(), 2);
+        assert_eq!(matched(&tree, "#"), ["a/y"]);
+        tree.remove(&name("a/y"));
+        assert_eq!(tree.node_count(), 0);
+    }
+
+    /// A fixed set of topics, including `$` topics and empty levels, against filters.
+    #[test]
+    fn wildcard_lookups() {
+        let topics = [
+            "a", "a/b", "a/b/c", "a//b", "a/", "/a", "/", "b", "$SYS", "$SYS/x", "$SYS/x/y",
+            "a/$b", "$", "//",
+        ];
+        let mut tree = RetainTree::new();
+        for topic in topics {
+            tree.insert(&name(topic), topic.len());
+        }
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "#",
+                &[
+                    "a", "a/b", "a/b/c", "a//b", "a/", "/a", "/", "b", "a/$b", "//",
+                ],
+            ),
+            ("+", &["a", "b"]),
+            ("+/+", &["a/b", "a/", "/a", "/", "a/$b"]),
+            (
+                "+/#",
+                &[
+                    "a", "a/b", "a/b/c", "a//b", "a/", "/a", "/", "b", "a/$b", "//",
+                ],
+            ),
+            ("a/#", &["a", "a/b", "a/b/c", "a//b", "a/", "a/$b"]),
+            ("a/+", &["a/b", "a/", "a/$b"]),
+            ("a/+/b", &["a//b"]),
+            ("a//b", &["a//b"]),
+            ("a/", &["a/"]),
+            ("/a", &["/a"]),
+            ("/+", &["/a", "/"]),
+            ("/#", &["/a", "/", "//"]),
+            ("+/+/+", &["a/b/c", "a//b", "//"]),
+            ("$SYS/#", &["$SYS", "$SYS/x", "$SYS/x/y"]),
+            ("$SYS/+", &["$SYS/x"]),
+            ("$SYS", &["$SYS"]),
+            ("+/x", &[]),
+            ("$", &["$"]),
+            ("a/b", &["a/b"]),
+            ("a/b/c/d", &[]),
+            ("c/#", &[]),
+            ("", &[]),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(
+                matched(&tree, filter),
+                sorted(expected),
+                "filter {filter:?}"
+            );
+            for topic in topics {
+                let listed = expected.contains(&topic);
+                assert_eq!(
+                    matches(filter, topic),
+                    listed,
+                    "reference {filter:?} {topic:?}"
+                );
+            }
+        }
+        // Visitors get the stored value with its topic.
+        tree.for_each_match("#", |topic, len| assert_eq!(topic.as_str().len(), *len));
+    }
+
+    #[test]
+    fn iter_and_retain() {
+        let mut tree = RetainTree::new();
+        for (i, topic) in ["a", "a/b", "a/b/c", "b/c", "$SYS/x"]
+            .into_iter()
+            .enumerate()
+        {
+            tree.insert(&name(topic), i);
+        }
+        let mut all: Vec<(String, usize)> = tree
+            .iter()
+            .map(|(t, v)| (t.as_str().to_owned(), *v))
+            .collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                ("$SYS/x".to_owned(), 4),
+                ("a".to_owned(), 0),
+                ("a/b".to_owned(), 1),
+                ("a/b/c".to_owned(), 2),
+                ("b/c".to_owned(), 3)
+            ]
+        );
+        // Drop the odd values and bump the others.
+        tree.retain(|_, v| {
+            *v += 10;
+            *v % 2 == 0
+        });
+        assert_eq!(tree.len(), 3);
+        let mut all: Vec<(String, usize)> = tree
+            .iter()
+            .map(|(t, v)| (t.as_str().to_owned(), *v))
+            .collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                ("$SYS/x".to_owned(), 14),
+                ("a".to_owned(), 10),
+                ("a/b/c".to_owned(), 12)
+            ]
+        );
+        // a, b, c, $SYS, x: `b/c` went entirely, `a/b` stays as the way to `a/b/c`.
+        assert_eq!(tree.node_count(), 5);
+        tree.retain(|_, _| false);
+        assert!(tree.is_empty());
+        assert_eq!(tree.iter().count(), 0);
+        assert_eq!(tree.node_count(), 0);
+    }
+
+    #[test]
+    fn wide_nodes_switch_representation_and_back() {
+        let mut tree = RetainTree::new();
+        for i in 0..40 {
+            tree.insert(&name(&format!("a/{i}")), i);
+        }
+        assert_eq!(matched(&tree, "a/+").len(), 40);
+        assert_eq!(tree.get(&name("a/17")), Some(&17));
+        tree.retain(|_, v| *v >= 37);
+        assert_eq!(matched(&tree, "a/#"), ["a/37", "a/38", "a/39"]);
+        assert_eq!(tree.node_count(), 4);
+    }
+
+    #[test]
+    fn the_alias_placeholder_is_never_found() {
+        let mut tree: RetainTree<u8> = RetainTree::new();
+        let empty = TopicName::empty_for_alias();
+        assert_eq!(tree.get(&empty), None);
+        assert_eq!(tree.remove(&empty), None);
+        if !cfg!(debug_assertions) {
+            assert_eq!(tree.insert(&empty, 1), None);
+            assert!(tree.is_empty());
+        }
+    }
+
+    #[test]
+    fn deep_topics_do_not_overflow_the_stack() {
+        const DEPTH: usize = 20_000;
+        let worker = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let deep = vec!["a"; DEPTH].join("/");
+                let mut tree = RetainTree::new();
+                tree.insert(&name(&deep), 1);
+                tree.insert(&name("a"), 2);
+                assert_eq!(matched(&tree, "#").len(), 2);
+                assert_eq!(matched(&tree, &vec!["+"; DEPTH].join("/")).len(), 1);
+                assert_eq!(tree.iter().count(), 2);
+                assert_eq!(tree.get(&name(&deep)), Some(&1));
+                tree.insert(&name(&format!("{deep}/b")), 3);
+                tree.retain(|_, v| *v != 3);
+                assert_eq!(tree.node_count(), DEPTH);
+                assert_eq!(tree.remove(&name(&deep)), Some(1));
+                assert_eq!(tree.node_count(), 1);
+                tree.insert(&name(&deep), 1);
+                // Dropping the tree drops the deep chain.
+            })
+            .unwrap();
+        worker.join().unwrap();
+    }
+
+    /// Nodes below the root that have neither an entry nor children (pruning leaves none).
+    fn dangling<V>(tree: &RetainTree<V>) -> usize {
+        let mut count = 0;
+        let mut stack: Vec<&Node<V>> = tree.root.children.iter().map(|(_, n)| n).collect();
+        while let Some(node) = stack.pop() {
+            if node.entry.is_none() && node.children.is_empty() {
+                count += 1;
+            }
+            stack.extend(node.children.iter().map(|(_, n)| n));
+        }
+        count
+    }
+
+    fn topic_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec!["", "a", "b", "$a", "$"]), 1..4)
+            .prop_filter_map("valid names only", |levels| {
+                let topic = levels.join("/");
+                TopicName::new(topic.as_str()).is_ok().then_some(topic)
+            })
+    }
+
+    fn filter_strategy() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec!["", "a", "b", "$a", "$", "+", "#"]),
+            1..5,
+        )
+        .prop_filter_map("valid filters only", |levels| {
+            let mut out: Vec<&str> = Vec::new();
+            for level in levels {
+                out.push(level);
+                if level == "#" {
+                    break;
+                }
+            }
+            let filter = out.join("/");
+            TopicFilter::new(filter.as_str()).is_ok().then_some(filter)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_a_naive_map(
+            ops in prop::collection::vec((topic_strategy(), prop::option::of(0..100u32)), 0..40),
+            filters in prop::collection::vec(filter_strategy(), 1..8),
+            threshold in 0..100u32,
+        ) {
+            let mut tree = RetainTree::new();
+            let mut model: BTreeMap<String, u32> = BTreeMap::new();
+            for (topic, value) in ops {
+                match value {
+                    Some(v) => prop_assert_eq!(
+                        tree.insert(&name(&topic), v),
+                        model.insert(topic.clone(), v)
+                    ),
+                    None => prop_assert_eq!(tree.remove(&name(&topic)), model.remove(&topic)),
+                }
+            }
+            prop_assert_eq!(tree.len(), model.len());
+            prop_assert_eq!(dangling(&tree), 0);
+            for (topic, v) in &model {
+                prop_assert_eq!(tree.get(&name(topic)), Some(v));
+            }
+            let mut all: Vec<(String, u32)> =
+                tree.iter().map(|(t, v)| (t.as_str().to_owned(), *v)).collect();
+            all.sort();
+            let want: Vec<(String, u32)> = model.iter().map(|(t, v)| (t.clone(), *v)).collect();
+            prop_assert_eq!(all, want);
+            let check = |tree: &RetainTree<u32>, model: &BTreeMap<String, u32>| {
+                for filter in &filters {
+                    let mut got = Vec::new();
+                    tree.for_each_match(filter, |t, v| got.push((t.as_str().to_owned(), *v)));
+                    got.sort();
+                    let want: Vec<(String, u32)> = model
+                        .iter()
+                        .filter(|(t, _)| matches(filter, t))
+                        .map(|(t, v)| (t.clone(), *v))
+                        .collect();
+                    if got != want {
+                        return Err(format!("filter {filter:?}: got {got:?}, want {want:?}"));
+                    }
+                }
+                Ok(())
+            };
+            prop_assert_eq!(check(&tree, &model), Ok(()));
+            tree.retain(|_, v| *v < threshold);
+            model.retain(|_, v| *v < threshold);
+            prop_assert_eq!(tree.len(), model.len());
+            prop_assert_eq!(dangling(&tree), 0);
+            prop_assert_eq!(check(&tree, &model), Ok(()));
+            tree.retain(|_, _| false);
+            prop_assert_eq!((tree.len(), tree.node_count()), (0, 0));
         }
     }
 }

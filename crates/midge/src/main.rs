@@ -1,5 +1,6 @@
 //! The `midge` command: one binary, one module per subcommand.
 
+mod passwd;
 mod serve;
 
 use std::process::ExitCode;
@@ -18,12 +19,20 @@ struct Cli {
 enum Command {
     /// Run the MQTT broker.
     Serve(serve::ServeArgs),
+    /// Manage a password file (mosquitto_passwd's interface and format).
+    #[command(disable_help_flag = true)]
+    Passwd {
+        /// mosquitto_passwd arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Passwd { args } => return passwd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,7 +106,7 @@ pub(crate) async fn serve<S>(
         &mut decoder,
     )
     .await;
-    let Some((session, negotiated, kick_rx, wbuf, _count)) = accepted else {
+    let Some((session, negotiated, mut kick_rx, wbuf, _count)) = accepted else {
         return;
     };
     shared
@@ -130,7 +130,7 @@ pub(crate) async fn serve<S>(
             &mut writer,
             &mut rbuf,
             &mut decoder,
-            kick_rx,
+            &mut kick_rx,
             shutdown,
         )
         .await;
@@ -138,7 +138,7 @@ pub(crate) async fn serve<S>(
         .stats
         .clients_connected
         .fetch_sub(1, Ordering::Relaxed);
-    conn.finish(end, &mut writer).await;
+    conn.finish(end, &mut writer, &mut kick_rx).await;
 }
 
 impl Connection {
@@ -149,7 +149,7 @@ impl Connection {
         writer: &mut W,
         rbuf: &mut BytesMut,
         decoder: &mut Decoder,
-        mut kick_rx: oneshot::Receiver<Takeover>,
+        kick_rx: &mut oneshot::Receiver<Takeover>,
         mut shutdown: watch::Receiver<bool>,
     ) -> End
     where
@@ -176,13 +176,13 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return End::Shutdown,
-                takeover = &mut kick_rx => {
+                takeover = &mut *kick_rx => {
                     if let Ok(t) = takeover {
                         return End::TakenOver(t);
                     }
                     // The registry dropped our kick sender without using it: impossible
                     // while we own the slot; keep serving.
-                    kick_rx = oneshot::channel().1;
+                    *kick_rx = oneshot::channel().1;
                 }
                 res = writer.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
                     match res {
@@ -233,12 +233,8 @@ impl Connection {
         match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(a) => {
-                if self.session.outgoing.on_puback(a.packet_id).is_ok() {
-                    self.shared
-                        .stats
-                        .publish_sent
-                        .fetch_add(0, Ordering::Relaxed);
-                }
+                // An acknowledgement for an unknown identifier is ignored, as Mosquitto does.
+                let _ = self.session.outgoing.on_puback(a.packet_id);
                 None
             }
             Packet::PubRec(a) => self.on_pubrec(a),
@@ -361,7 +357,12 @@ impl Connection {
 
     /// Ends the connection: tells an MQTT 5 client why, decides about the will and the
     /// session, and hands the session to its next owner.
-    async fn finish<W: AsyncWrite + Unpin>(mut self, end: End, writer: &mut W) {
+    async fn finish<W: AsyncWrite + Unpin>(
+        mut self,
+        end: End,
+        writer: &mut W,
+        kick_rx: &mut oneshot::Receiver<Takeover>,
+    ) {
         let mailbox = self.session.mailbox.clone();
         mailbox.set_online(false);
         let reason = match &end {
@@ -451,8 +452,11 @@ impl Connection {
             Release::TakenOver(Some(session)) => {
                 // A new connection claimed the id while we were closing: its takeover
                 // request is waiting for this session.
+                // The takeover request was queued before the slot changed hands.
                 tracing::debug!(client_id = %client_id, "session handed over during close");
-                drop(session);
+                if let Ok(t) = kick_rx.try_recv() {
+                    let _ = t.reply.send(session);
+                }
             }
             Release::TakenOver(None) => {}
         }

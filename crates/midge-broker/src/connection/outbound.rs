@@ -42,28 +42,31 @@ impl Connection {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let mut publish = self.build_publish(&delivery, now, false);
-        let placeholder = PacketId::MIN;
+        let (mut publish, new_alias) = self.build_publish(&delivery, now, false);
         if delivery.qos != QoS::AtMostOnce {
-            publish.packet_id = Some(placeholder);
+            // Any identifier: the length does not depend on its value.
+            publish.packet_id = Some(PacketId::MIN);
         }
         // Never send more than the client accepts ([MQTT-3.1.2-24]): drop the message as if
         // it had been delivered.
         let packet = Packet::Publish(publish);
-        match packet.encoded_len(self.n.version) {
-            Ok(len) if len <= self.n.client_max_packet_size as usize => {}
-            _ => {
-                self.shared
-                    .stats
-                    .publish_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(client_id = %self.session.client_id, topic = %delivery.message.topic, "message larger than the client's Maximum Packet Size dropped");
-                return;
-            }
-        }
+        let fits = packet
+            .encoded_len(self.n.version)
+            .is_ok_and(|len| len <= self.n.client_max_packet_size as usize);
         let Packet::Publish(mut publish) = packet else {
             return;
         };
+        if !fits {
+            if let Some(topic) = new_alias {
+                self.outbound_aliases.remove(&topic);
+            }
+            self.shared
+                .stats
+                .publish_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client_id = %self.session.client_id, topic = %delivery.message.topic, "message larger than the client's Maximum Packet Size dropped");
+            return;
+        }
         if delivery.qos != QoS::AtMostOnce {
             match self.session.outgoing.start(delivery.qos, delivery) {
                 Ok(id) => publish.packet_id = Some(id),
@@ -83,8 +86,14 @@ impl Connection {
     /// The PUBLISH for a delivery: Message Expiry counts down ([MQTT-3.3.2-6]), every
     /// matching Subscription Identifier is attached ([MQTT-3.3.4-3]), and a topic alias
     /// replaces the name when the client allows them.
-    fn build_publish(&mut self, delivery: &Delivery, now: Instant, dup: bool) -> Publish {
+    fn build_publish(
+        &mut self,
+        delivery: &Delivery,
+        now: Instant,
+        dup: bool,
+    ) -> (Publish, Option<TopicName>) {
         let message = &delivery.message;
+        let mut new_alias = None;
         let mut topic = message.topic.clone();
         let mut properties = Properties::new();
         if self.n.version.is_v5() {
@@ -103,10 +112,11 @@ impl Connection {
                     let alias = self.outbound_aliases.len() as u16 + 1;
                     self.outbound_aliases.insert(message.topic.clone(), alias);
                     properties.push(Property::TopicAlias(alias));
+                    new_alias = Some(message.topic.clone());
                 }
             }
         }
-        Publish {
+        let publish = Publish {
             dup,
             qos: delivery.qos,
             retain: delivery.retain,
@@ -114,7 +124,8 @@ impl Connection {
             packet_id: None,
             properties,
             payload: message.payload.clone(),
-        }
+        };
+        (publish, new_alias)
     }
 
     /// After a reconnect, resends unacknowledged PUBLISH packets with DUP set and PUBREL
@@ -133,7 +144,7 @@ impl Connection {
         for (id, delivery) in resends {
             match delivery {
                 Some(d) => {
-                    let mut publish = self.build_publish(&d, now, true);
+                    let (mut publish, _) = self.build_publish(&d, now, true);
                     publish.packet_id = Some(id);
                     self.send(&Packet::Publish(publish));
                 }

@@ -478,6 +478,7 @@ pub(crate) fn publish(v: ProtocolVersion) -> BoxedStrategy<Packet> {
 
 /// Which of the four PUBLISH acknowledgements.
 #[derive(Debug, Clone, Copy)]
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum AckKind {
     /// PUBACK.
     PubAck,
