@@ -839,3 +839,139 @@ encode_only! {
         = [0x10, 0x0E, 0x00, 0x04, "MQTT", 0x05, 0x02, 0x00, 0x01, 0x00, 0x00, 0x01, "c"]
         => connect(V5, "c", 1).into();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Packets that cannot be encoded.
+// ---------------------------------------------------------------------------------------------
+
+/// The encoder refuses what a conforming receiver would reject.
+#[test]
+fn encoding_refuses_invalid_packets() {
+    let with_props = |list: Vec<Property>| -> Packet {
+        Publish {
+            properties: props(list),
+            ..publish(name("t"), QoS::AtMostOnce, None, b"")
+        }
+        .into()
+    };
+    let connack_with = |p: Property| -> Packet {
+        ConnAck {
+            properties: props([p]),
+            ..ConnAck::new(ReasonCode::SUCCESS, false)
+        }
+        .into()
+    };
+    let invalid = |property: &'static str, value: u32| EncodeError::InvalidPropertyValue {
+        property,
+        value,
+    };
+    let cases: Vec<(&str, ProtocolVersion, Packet, EncodeError)> = vec![
+        (
+            "Maximum QoS 2",
+            V5,
+            connack_with(Property::MaximumQoS(QoS::ExactlyOnce)),
+            invalid("Maximum QoS", 2),
+        ),
+        (
+            "Receive Maximum 0",
+            V5,
+            connack_with(Property::ReceiveMaximum(0)),
+            invalid("Receive Maximum", 0),
+        ),
+        (
+            "Maximum Packet Size 0",
+            V5,
+            connack_with(Property::MaximumPacketSize(0)),
+            invalid("Maximum Packet Size", 0),
+        ),
+        (
+            "Topic Alias 0",
+            V5,
+            with_props(vec![Property::TopicAlias(0)]),
+            invalid("Topic Alias", 0),
+        ),
+        (
+            "Subscription Identifier 0",
+            V5,
+            with_props(vec![Property::SubscriptionIdentifier(0)]),
+            invalid("Subscription Identifier", 0),
+        ),
+        (
+            "Subscription Identifier above 268435455",
+            V5,
+            with_props(vec![Property::SubscriptionIdentifier(268_435_456)]),
+            invalid("Subscription Identifier", 268_435_456),
+        ),
+        (
+            "Session Expiry Interval in PUBLISH",
+            V5,
+            with_props(vec![Property::SessionExpiryInterval(1)]),
+            EncodeError::PropertyNotAllowed {
+                property: "Session Expiry Interval",
+                context: "PUBLISH",
+            },
+        ),
+        (
+            "two Content Types",
+            V5,
+            with_props(vec![
+                Property::ContentType("a".into()),
+                Property::ContentType("b".into()),
+            ]),
+            EncodeError::DuplicateProperty("Content Type"),
+        ),
+        (
+            "QoS 1 without packet identifier",
+            V3_1_1,
+            Publish {
+                qos: QoS::AtLeastOnce,
+                ..Publish::new(name("t"), "")
+            }
+            .into(),
+            EncodeError::MissingPacketId(QoS::AtLeastOnce),
+        ),
+        (
+            "SUBSCRIBE without filters",
+            V3_1_1,
+            Packet::Subscribe(Subscribe {
+                packet_id: pid(1),
+                properties: props([]),
+                filters: vec![],
+            }),
+            EncodeError::EmptyList(PacketType::Subscribe),
+        ),
+        (
+            "UNSUBSCRIBE without filters",
+            V5,
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: pid(1),
+                properties: props([]),
+                filters: vec![],
+            }),
+            EncodeError::EmptyList(PacketType::Unsubscribe),
+        ),
+        (
+            "MQTT 5 SUBACK without reason codes",
+            V5,
+            Packet::SubAck(SubAck {
+                packet_id: pid(1),
+                properties: props([]),
+                reason_codes: vec![],
+            }),
+            EncodeError::EmptyList(PacketType::SubAck),
+        ),
+        (
+            "client identifier over 65535 bytes",
+            V3_1_1,
+            connect(V3_1_1, &"x".repeat(65_536), 0).into(),
+            EncodeError::FieldTooLong {
+                field: "client identifier",
+                len: 65_536,
+            },
+        ),
+    ];
+    for (what, version, packet, error) in cases {
+        assert_eq!(packet.to_bytes(version), Err(error.clone()), "{what}");
+        assert_eq!(packet.encoded_len(version), Err(error), "{what}");
+    }
+}
