@@ -92,8 +92,8 @@ pub enum DecodeError {
     /// CONNECT with its reserved flag set.
     #[error("[MQTT-3.1.2-3] CONNECT reserved flag is set")]
     ConnectReservedFlag,
-    /// CONNECT with Will QoS or Will Retain set but no Will Flag.
-    #[error("[MQTT-3.1.2-11] will QoS or will retain is set without the will flag")]
+    /// CONNECT with Will QoS set but no Will Flag.
+    #[error("[MQTT-3.1.2-11] will QoS is set without the will flag")]
     WillFlagsWithoutWill,
     /// CONNECT with Will QoS 3.
     #[error("[MQTT-3.1.2-12] will QoS is 3")]
@@ -177,9 +177,19 @@ pub enum DecodeError {
     /// A Response Topic that contains wildcards or is empty.
     #[error("[MQTT-3.3.2-14] response topic is not a valid topic name: {0}")]
     InvalidResponseTopic(TopicError),
-    /// AUTH from an MQTT 3.x peer, or a packet that needs a protocol version before one is known.
-    #[error("protocol error: {0} is not part of MQTT {1}")]
-    NotInVersion(PacketType, crate::ProtocolVersion),
+    /// A v5 PUBLISH with a zero-length Topic Name and no Topic Alias.
+    #[error(
+        "protocol error: PUBLISH has an empty topic name and no topic alias (MQTT 5.0 §3.3.2.1)"
+    )]
+    EmptyTopicWithoutAlias,
+    /// CONNECT with Will Retain set but no Will Flag.
+    #[error("[MQTT-3.1.2-13] will retain is set without the will flag")]
+    WillRetainWithoutWill,
+    /// Authentication Data without an Authentication Method.
+    #[error(
+        "protocol error: authentication data without an authentication method (MQTT 5.0 §3.1.2.11.10)"
+    )]
+    AuthDataWithoutMethod,
 }
 
 impl DecodeError {
@@ -204,7 +214,8 @@ impl DecodeError {
             | DuplicateProperty(_)
             | InvalidPropertyValue { .. }
             | InvalidResponseTopic(_)
-            | NotInVersion(..) => ReasonCode::PROTOCOL_ERROR,
+            | EmptyTopicWithoutAlias
+            | AuthDataWithoutMethod => ReasonCode::PROTOCOL_ERROR,
             VarIntTooLong
             | VarIntNotMinimal
             | Truncated { .. }
@@ -217,6 +228,7 @@ impl DecodeError {
             | NullCharacter(_)
             | ConnectReservedFlag
             | WillFlagsWithoutWill
+            | WillRetainWithoutWill
             | WillQos3
             | PasswordWithoutUsername
             | ConnAckReservedFlags
@@ -245,6 +257,7 @@ impl DecodeError {
             UnsupportedProtocolLevel(_) => "MQTT-3.1.2-2",
             ConnectReservedFlag => "MQTT-3.1.2-3",
             WillFlagsWithoutWill => "MQTT-3.1.2-11",
+            WillRetainWithoutWill => "MQTT-3.1.2-13",
             WillQos3 => "MQTT-3.1.2-12",
             PasswordWithoutUsername => "MQTT-3.1.2-22",
             FirstPacketNotConnect(_) => "MQTT-3.1.0-1",
@@ -300,6 +313,9 @@ pub enum EncodeError {
     /// A packet that does not exist in the target protocol version (AUTH before MQTT 5).
     #[error("{0} is not part of MQTT {1}")]
     NotInVersion(PacketType, crate::ProtocolVersion),
+    /// A packet the receiver would reject as a protocol violation.
+    #[error("invalid packet: {0}")]
+    Invalid(&'static str),
     /// A property value the specification forbids (Subscription Identifier 0, Receive
     /// Maximum 0, …).
     #[error("property {property} may not have the value {value}")]

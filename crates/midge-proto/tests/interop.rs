@@ -907,30 +907,11 @@ fn rumqttc_v5_auth_without_properties() {
     );
 }
 
-/// rumqttc 0.25 bug: `AuthProperties::len` miscounts binary and string properties (one byte
-/// short for Authentication Data here), so an AUTH with properties declares a Property Length
-/// and Remaining Length that are too short. The packet is malformed and we refuse it.
-#[test]
-fn rumqttc_v5_auth_with_properties_is_misframed() {
-    let correct = wire![0xF0, 0x08, 0x18, 0x06, 0x16, 0x00, 0x03, "abc"];
-    let expected = Packet::Auth(midge_proto::Auth {
-        reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
-        properties: common::props([Property::AuthenticationData(Bytes::from_static(b"abc"))]),
-    });
-    assert_eq!(Packet::decode(&correct, V5), Ok(expected.clone()));
-    assert_eq!(hex(&expected.to_bytes(V5).unwrap()), hex(&correct));
-
-    let theirs = v5_bytes(&v5::Packet::Auth(rumqttc_auth(&correct)));
-    // Remaining Length 7 and Property Length 5, for 8 and 6 bytes.
-    assert_eq!(hex(&theirs), "f0 07 18 05 16 00 03 61 62 63");
-    assert_eq!(
-        Packet::decode(&theirs, V5),
-        Err(DecodeError::Truncated {
-            packet: midge_proto::PacketType::Auth,
-            field: "Authentication Data"
-        })
-    );
-}
+// rumqttc 0.25 cannot produce a valid AUTH with properties: `AuthProperties::len` miscounts
+// string and binary properties (lengths come out one byte short per property), its reader
+// rejects a correctly framed AUTH that carries an Authentication Method, and `AuthProperties`
+// is not exported to build one directly. So AUTH with properties is covered by our own vectors
+// (tests/vectors.rs) rather than by rumqttc.
 
 // ---------------------------------------------------------------------------------------------
 // mosquitto_pub

@@ -122,6 +122,7 @@ fn rows() -> Vec<Row> {
         bad!("reserved packet type 0", V311, [0x00, 0x00], E::ReservedPacketType(0), 0x81, Some(HDR)),
         bad!("reserved packet type 0 in MQTT 5", V50, [0x00, 0x00], E::ReservedPacketType(0), 0x81, Some(HDR)),
         bad!("reserved packet type 0 as first packet", SERVER, [0x00, 0x00], E::ReservedPacketType(0), 0x81, Some(HDR)),
+        // Type 15 is "Reserved" in MQTT 3.1.1 (the codec does not use NotInVersion here).
         bad!("AUTH (type 15) in MQTT 3.1.1", V311, [0xF0, 0x00], E::ReservedPacketType(15), 0x81, Some(HDR)),
         bad!("AUTH (type 15) in MQTT 3.1", V31, [0xF0, 0x00], E::ReservedPacketType(15), 0x81, Some(HDR)),
         bad!("PUBREL with flags 0000", V311, [0x60, 0x02, 0x00, 0x01], flags(T::PubRel, 0, 2), 0x81, Some(HDR)),
@@ -166,10 +167,11 @@ fn rows() -> Vec<Row> {
             E::TopicName(TopicError::WildcardInName), 0x90, Some("MQTT-4.7.0-1")),
         bad!("empty topic in MQTT 3.1.1", V311, [0x30, 0x02, 0x00, 0x00],
             E::TopicName(TopicError::Empty), 0x90, Some("MQTT-4.7.3-1")),
+        // MQTT 5.0 §3.3.2.1: a Protocol Error.
         bad!("empty topic without a topic alias", V50, [0x30, 0x03, 0x00, 0x00, 0x00],
-            E::TopicName(TopicError::Empty), 0x90, Some("MQTT-4.7.3-1")),
+            E::EmptyTopicWithoutAlias, 0x82, None),
         bad!("empty topic with other properties but no alias", V50, [0x30, 0x05, 0x00, 0x00, 0x02, 0x01, 0x01],
-            E::TopicName(TopicError::Empty), 0x90, Some("MQTT-4.7.3-1")),
+            E::EmptyTopicWithoutAlias, 0x82, None),
         bad!("empty PUBLISH body", V311, [0x30, 0x00], truncated(T::Publish, "topic name"), 0x81, None),
         bad!("topic longer than the packet", V311, [0x30, 0x03, 0x00, 0x05, "a"],
             truncated(T::Publish, "topic name"), 0x81, None),
@@ -202,9 +204,10 @@ fn rows() -> Vec<Row> {
         bad!("will QoS 3", SERVER,
             [0x10, 0x11, 0x00, 0x04, "MQTT", 0x04, 0x1E, 0x00, 0x3C, 0x00, 0x00, 0x00, 0x01, "t", 0x00, 0x00],
             E::WillQos3, 0x81, Some("MQTT-3.1.2-12")),
+        // MQTT 5.0 numbers the Will Retain rule [MQTT-3.1.2-13] (3.1.1: [MQTT-3.1.2-15]).
         bad!("will retain without will flag", SERVER,
             [0x10, 0x0C, 0x00, 0x04, "MQTT", 0x04, 0x22, 0x00, 0x3C, 0x00, 0x00],
-            E::WillFlagsWithoutWill, 0x81, Some("MQTT-3.1.2-11")),
+            E::WillRetainWithoutWill, 0x81, Some("MQTT-3.1.2-13")),
         bad!("will QoS 1 without will flag", SERVER,
             [0x10, 0x0C, 0x00, 0x04, "MQTT", 0x04, 0x0A, 0x00, 0x3C, 0x00, 0x00],
             E::WillFlagsWithoutWill, 0x81, Some("MQTT-3.1.2-11")),

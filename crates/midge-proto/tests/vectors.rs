@@ -861,10 +861,8 @@ fn encoding_refuses_invalid_packets() {
         }
         .into()
     };
-    let invalid = |property: &'static str, value: u32| EncodeError::InvalidPropertyValue {
-        property,
-        value,
-    };
+    let invalid =
+        |property: &'static str, value: u32| EncodeError::InvalidPropertyValue { property, value };
     let cases: Vec<(&str, ProtocolVersion, Packet, EncodeError)> = vec![
         (
             "Maximum QoS 2",

@@ -47,8 +47,11 @@ pub(super) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     let will_flag = flags & WILL != 0;
     let will_qos = qos_bits((flags & WILL_QOS) >> 3, DecodeError::WillQos3)?;
     let will_retain = flags & WILL_RETAIN != 0;
-    if !will_flag && (will_qos != QoS::AtMostOnce || will_retain) {
+    if !will_flag && will_qos != QoS::AtMostOnce {
         return Err(DecodeError::WillFlagsWithoutWill);
+    }
+    if !will_flag && will_retain {
+        return Err(DecodeError::WillRetainWithoutWill);
     }
     let has_username = flags & USERNAME != 0;
     let has_password = flags & PASSWORD != 0;
@@ -105,6 +108,12 @@ pub(super) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
 
 pub(super) fn connect_sizes(p: &Connect) -> Result<Sizes, EncodeError> {
     let v5 = p.protocol_version.is_v5();
+    if !v5 && p.password.is_some() && p.username.is_none() {
+        // [MQTT-3.1.2-22]: MQTT 3.x has no password without a user name.
+        return Err(EncodeError::Invalid(
+            "MQTT 3.x CONNECT with a password but no user name",
+        ));
+    }
     let mut body = 2 + p.protocol_version.protocol_name().len() + 1 + 1 + 2;
     let mut props = 0;
     if v5 {
@@ -187,7 +196,13 @@ pub(super) fn decode_connack(
     version: ProtocolVersion,
 ) -> Result<ConnAck, DecodeError> {
     let flags = r.u8("connect acknowledge flags")?;
-    if flags & 0xFE != 0 {
+    // MQTT 3.1 has no Session Present flag: the whole byte is reserved.
+    let reserved = if version == ProtocolVersion::V3_1 {
+        0xFF
+    } else {
+        0xFE
+    };
+    if flags & reserved != 0 {
         return Err(DecodeError::ConnAckReservedFlags);
     }
     let session_present = flags & 0x01 != 0;

@@ -34,6 +34,9 @@ pub(crate) fn decode(r: &mut Reader, context: PropertyContext) -> Result<Propert
         seen |= bit;
         props.push(decode_value(&mut body, id, spec.name)?);
     }
+    if seen & (1 << 0x16) != 0 && seen & (1 << 0x15) == 0 {
+        return Err(DecodeError::AuthDataWithoutMethod);
+    }
     Ok(props)
 }
 
@@ -148,6 +151,9 @@ fn value_len(p: &Property) -> Result<usize, EncodeError> {
         Property::ReceiveMaximum(0) | Property::TopicAlias(0) | Property::MaximumPacketSize(0) => {
             return Err(invalid(0));
         }
+        Property::ResponseTopic(t) if t.is_empty() => {
+            return Err(EncodeError::Invalid("empty response topic"));
+        }
         // Maximum QoS is 0 or 1 (§3.2.2.3.4); the decoder rejects 2.
         Property::MaximumQoS(QoS::ExactlyOnce) => return Err(invalid(2)),
         _ => {}
@@ -207,6 +213,11 @@ pub(crate) fn content_len(
         }
         seen |= bit;
         len += 1 + value_len(p)?;
+    }
+    if seen & (1 << 0x16) != 0 && seen & (1 << 0x15) == 0 {
+        return Err(EncodeError::Invalid(
+            "authentication data without an authentication method",
+        ));
     }
     if len > MAX_VARINT as usize {
         return Err(EncodeError::PacketTooLarge(len));

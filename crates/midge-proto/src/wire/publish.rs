@@ -39,6 +39,8 @@ pub(super) fn decode_publish(
     let topic = if raw_topic.is_empty() && properties.topic_alias().is_some() {
         // An MQTT 5 sender may leave the name out when a Topic Alias stands for it (§3.3.2.3.4).
         TopicName::empty_for_alias()
+    } else if raw_topic.is_empty() && version.is_v5() {
+        return Err(DecodeError::EmptyTopicWithoutAlias);
     } else {
         TopicName::new(raw_topic).map_err(DecodeError::TopicName)?
     };

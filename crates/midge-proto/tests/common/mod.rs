@@ -330,12 +330,19 @@ pub(crate) fn properties(
     };
     let full = (singles, users, sub_ids)
         .prop_flat_map(|(singles, users, sub_ids)| {
-            let all: Vec<Property> = singles
+            let mut all: Vec<Property> = singles
                 .into_iter()
                 .flatten()
                 .chain(users)
                 .chain(sub_ids)
                 .collect();
+            // Authentication Data needs an Authentication Method (MQTT 5.0 §3.1.2.11.10).
+            let has_method = all
+                .iter()
+                .any(|p| matches!(p, Property::AuthenticationMethod(_)));
+            if !has_method {
+                all.retain(|p| !matches!(p, Property::AuthenticationData(_)));
+            }
             Just(all).prop_shuffle()
         })
         .prop_map(Properties::from);
