@@ -80,7 +80,7 @@ impl Shared {
     }
 
     /// Publishes a message: updates the retained store if it is retained, then routes it.
-    /// Returns the number of subscriptions it was delivered to.
+    /// Returns the number of sessions whose subscriptions it matched.
     pub(crate) fn publish(&self, message: Arc<Message>) -> usize {
         if message.retain && self.config.retain.available {
             let mut retained = self.retained.write();
@@ -144,9 +144,12 @@ impl Shared {
                 subscription_ids: t.ids,
                 shared: t.shared,
             };
+            // An offline session's subscription still matches even when its QoS 0 copy is
+            // not queued: only a message that matched nobody is "No matching subscribers"
+            // (MQTT 5.0 §3.4.2.1).
             if matches!(
                 t.mailbox.push(delivery, &self.stats),
-                Pushed::Queued | Pushed::Dropped
+                Pushed::Queued | Pushed::Dropped | Pushed::SkippedOffline
             ) {
                 delivered += 1;
             }
@@ -197,8 +200,14 @@ impl Shared {
         for filter in session.subscriptions.keys() {
             self.index.remove(filter, &session.key);
         }
-        let mut leftovers: Vec<Delivery> =
-            session.outgoing.drain().filter_map(|(_, _, d)| d).collect();
+        // A QoS 2 delivery already started is never handed to another member when the
+        // session ends ([MQTT-4.8.2-5]); queued ones that were never sent may be.
+        let mut leftovers: Vec<Delivery> = session
+            .outgoing
+            .drain()
+            .filter_map(|(_, _, d)| d)
+            .filter(|d| d.qos != QoS::ExactlyOnce)
+            .collect();
         leftovers.extend(session.mailbox.close());
         for d in leftovers {
             self.redeliver_shared(session.key, d);

@@ -66,6 +66,9 @@ pub(crate) struct Mailbox {
     online: AtomicBool,
     /// Set when a full queue should disconnect the client ([`QueueFullPolicy::Disconnect`]).
     overflowed: AtomicBool,
+    /// Wakes the connection when `overflowed` is raised, also while it is not draining (its
+    /// write buffer full): the client it must disconnect is exactly the one that stalled.
+    overflow_notify: Notify,
     dropped: AtomicU64,
     limits: QueueLimits,
 }
@@ -78,6 +81,7 @@ impl Mailbox {
             notify: Notify::new(),
             online: AtomicBool::new(false),
             overflowed: AtomicBool::new(false),
+            overflow_notify: Notify::new(),
             dropped: AtomicU64::new(0),
             limits,
         }
@@ -123,7 +127,7 @@ impl Mailbox {
                     drop(state);
                     self.overflowed.store(true, Ordering::Release);
                     self.count_drop(stats, "queue full, client will be disconnected");
-                    self.notify.notify_one();
+                    self.overflow_notify.notify_one();
                     return Pushed::Dropped;
                 }
                 QueueFullPolicy::DropOldest => {
@@ -188,6 +192,11 @@ impl Mailbox {
         self.notify.notified().await;
     }
 
+    /// Waits until a full queue asks for this client to be disconnected.
+    pub(crate) async fn overflow_notified(&self) {
+        self.overflow_notify.notified().await;
+    }
+
     /// Whether a full queue asked for this client to be disconnected.
     pub(crate) fn take_overflow(&self) -> bool {
         self.overflowed.swap(false, Ordering::AcqRel)
@@ -205,7 +214,7 @@ impl Mailbox {
         let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
         // Log the first drop and then every 1000th, so a flood does not flood the log.
-        if n == 1 || n % 1000 == 0 {
+        if n == 1 || n.is_multiple_of(1000) {
             tracing::warn!(client_id = %self.client_id, dropped_total = n, "{why}");
         }
     }

@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::DecodeError;
 use crate::packet::{Packet, PacketType, ProtocolVersion};
-use crate::wire::{MAX_VARINT, decode_body, parse_varint};
+use crate::wire::{MAX_VARINT, check_fixed_header, decode_body, parse_varint};
 
 /// The largest packet MQTT can express: a 1-byte header, 4-byte length and 268,435,455-byte
 /// body.
@@ -73,6 +73,9 @@ impl Decoder {
                 .ok_or(DecodeError::ReservedPacketType(first >> 4))?;
             return Err(DecodeError::FirstPacketNotConnect(packet));
         }
+        // Refuse a bad first byte at once, rather than after waiting for a body that may
+        // never come (e.g. an HTTP request sent to the MQTT port).
+        check_fixed_header(first, self.version.unwrap_or(ProtocolVersion::V5))?;
         let Some((remaining, len_bytes)) = parse_varint(&buf[1..])? else {
             return Ok(None);
         };

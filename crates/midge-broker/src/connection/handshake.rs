@@ -61,10 +61,10 @@ async fn refuse<W: AsyncWrite + Unpin>(
             .push(Property::ReasonString(ByteString::from(r)));
     }
     // MQTT 3 has no CONNACK for some reasons: then the connection is just closed.
-    if version.is_v5() || code.to_v3_connack().is_some() {
-        if let Ok(bytes) = Packet::ConnAck(ack).to_bytes(version) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), writer.write_all(&bytes)).await;
-        }
+    if (version.is_v5() || code.to_v3_connack().is_some())
+        && let Ok(bytes) = Packet::ConnAck(ack).to_bytes(version)
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer.write_all(&bytes)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
 }
@@ -259,6 +259,13 @@ where
                             )
                             .await;
                     }
+                    // "The Client can close the connection at any point in this process. It
+                    // MAY send a DISCONNECT packet before doing so" (§4.12): not an error, so
+                    // no CONNACK.
+                    Ok(Packet::Disconnect(_)) | Err(None) => {
+                        let _ = writer.shutdown().await;
+                        return None;
+                    }
                     _ => {
                         refuse(
                             writer,
@@ -386,6 +393,7 @@ where
         will,
         connect_expiry: if v5 { requested_expiry } else { 1 },
         auth_method: method,
+        reauth_pending: false,
     };
     // `guard` releases the connection count when the connection task ends.
     Some((session, negotiated, kick_rx, wbuf, guard))

@@ -65,6 +65,8 @@ struct Negotiated {
     connect_expiry: u32,
     /// Method of an enhanced authentication, for re-authentication.
     auth_method: Option<ByteString>,
+    /// A re-authentication challenge was sent and the client's answer is awaited.
+    reauth_pending: bool,
 }
 
 /// The state of a live connection.
@@ -223,6 +225,8 @@ impl Connection {
                     }
                 }
                 _ = mailbox.notified(), if self.wbuf.len() < drain_below => {}
+                // Checked at the top of the loop; listened to even while not draining.
+                _ = mailbox.overflow_notified() => {}
                 _ = sleep, if !keep_alive.is_zero() => return End::KeepAliveTimeout,
             }
         }
@@ -286,7 +290,7 @@ impl Connection {
         let Some(method) = self.n.auth_method.clone() else {
             return Some(End::Violation(
                 ReasonCode::PROTOCOL_ERROR,
-                "[MQTT-4.12.0-?] AUTH without enhanced authentication at CONNECT".into(),
+                "[MQTT-4.12.0-7] AUTH without enhanced authentication at CONNECT".into(),
             ));
         };
         if a.properties.authentication_method() != Some(&method) {
@@ -308,7 +312,7 @@ impl Connection {
                     peer: self.peer,
                 })
                 .await
-        } else if a.reason_code == ReasonCode::CONTINUE_AUTHENTICATION {
+        } else if a.reason_code == ReasonCode::CONTINUE_AUTHENTICATION && self.n.reauth_pending {
             self.shared
                 .authenticator
                 .continue_auth(&self.session.client_id, &method, data)
@@ -321,6 +325,7 @@ impl Connection {
         };
         match decision {
             crate::auth::AuthDecision::Allow { data } => {
+                self.n.reauth_pending = false;
                 let mut props =
                     Properties::new().with(Property::AuthenticationMethod(method.clone()));
                 if let Some(d) = data {
@@ -333,6 +338,7 @@ impl Connection {
                 None
             }
             crate::auth::AuthDecision::Continue { data } => {
+                self.n.reauth_pending = true;
                 let props = Properties::new()
                     .with(Property::AuthenticationMethod(method.clone()))
                     .with(Property::AuthenticationData(data));
@@ -343,6 +349,13 @@ impl Connection {
                 None
             }
             crate::auth::AuthDecision::Deny(code) => {
+                // DISCONNECT must carry a DISCONNECT reason code ([MQTT-3.14.2-1]): a
+                // CONNACK-only refusal such as 0x86 becomes Not authorized.
+                let code = if code.is_valid_for(midge_proto::PacketType::Disconnect) {
+                    code
+                } else {
+                    ReasonCode::NOT_AUTHORIZED
+                };
                 Some(End::Violation(code, "re-authentication failed".into()))
             }
         }
@@ -430,8 +443,10 @@ impl Connection {
         }
         let session = self.session;
         if let End::TakenOver(t) = end {
-            if t.reply.send(session).is_err() {
+            if let Err(session) = t.reply.send(session) {
+                // The new connection gave up waiting: nobody owns the session any more.
                 tracing::debug!(client_id = %client_id, "taking-over connection vanished");
+                shared.end_session(session, None);
             }
             return;
         }
@@ -454,8 +469,12 @@ impl Connection {
                 // request is waiting for this session.
                 // The takeover request was queued before the slot changed hands.
                 tracing::debug!(client_id = %client_id, "session handed over during close");
-                if let Ok(t) = kick_rx.try_recv() {
-                    let _ = t.reply.send(session);
+                let unclaimed = match kick_rx.try_recv() {
+                    Ok(t) => t.reply.send(session).err(),
+                    Err(_) => Some(session),
+                };
+                if let Some(session) = unclaimed {
+                    shared.end_session(session, None);
                 }
             }
             Release::TakenOver(None) => {}
@@ -467,7 +486,9 @@ impl Connection {
         let mut kept = Vec::new();
         for (id, state, delivery) in self.session.outgoing.drain() {
             match delivery {
-                Some(d) if d.shared.is_some() => {
+                // QoS 2 deliveries in flight stay with this session: they complete when it
+                // reconnects ([MQTT-4.8.2-4]) and go to nobody else ([MQTT-4.8.2-5]).
+                Some(d) if d.shared.is_some() && d.qos == midge_proto::QoS::AtLeastOnce => {
                     if !self.shared.redeliver_shared(key, d.clone()) {
                         kept.push((id, state, Some(d)));
                     }

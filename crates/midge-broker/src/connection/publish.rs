@@ -16,6 +16,19 @@ impl Connection {
             .publish_received
             .fetch_add(1, Ordering::Relaxed);
         let config = &self.shared.config;
+        if publish
+            .properties
+            .subscription_identifiers()
+            .next()
+            .is_some()
+        {
+            // Only the server puts Subscription Identifiers in a PUBLISH ([MQTT-3.3.4-6]); the
+            // codec accepts them because it decodes both directions.
+            return Some(End::Violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "[MQTT-3.3.4-6] a PUBLISH from a client contains a Subscription Identifier".into(),
+            ));
+        }
         if publish.qos > config.mqtt.maximum_qos() {
             // [MQTT-3.2.2-11]
             return Some(End::Violation(

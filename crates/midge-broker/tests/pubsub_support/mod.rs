@@ -1,16 +1,17 @@
 //! Helpers shared by the PUBLISH / retain / subscribe / shared / v5 / malformed-input tests.
 //!
 //! Each test file includes this module with `mod pubsub_support;`; not every file uses every
-//! helper, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! helper, hence the `dead_code` allowance (and `pub` items are reachable only from the file
+//! that includes them).
+#![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use midge_proto::{
-    ConnAck, Connect, Packet, PacketId, Properties, Property, ProtocolVersion, Publish,
-    PublishAck, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscribeFilter,
-    SubscriptionOptions, TopicFilter, TopicName, UnsubAck, Unsubscribe,
+    ConnAck, Connect, Packet, PacketId, Properties, Property, ProtocolVersion, Publish, PublishAck,
+    QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions,
+    TopicFilter, TopicName, UnsubAck, Unsubscribe,
 };
 use midge_testkit::{RawClient, TestBroker};
 
@@ -199,6 +200,46 @@ pub async fn ack(c: &mut RawClient, p: &Publish) {
     }
 }
 
+/// Receives `n` PUBLISH packets, acknowledging each at once (PUBACK, or PUBREC and later
+/// PUBCOMP for each PUBREL, which may arrive interleaved with further PUBLISH packets), and
+/// returns them in arrival order once every QoS 2 flow is complete.
+pub async fn collect(c: &mut RawClient, n: usize) -> Vec<Publish> {
+    let mut got = Vec::with_capacity(n);
+    let mut awaiting_pubrel = std::collections::HashSet::new();
+    while got.len() < n || !awaiting_pubrel.is_empty() {
+        match c.recv().await {
+            Packet::Publish(p) => {
+                match (p.qos, p.packet_id) {
+                    (QoS::AtMostOnce, None) => {}
+                    (QoS::AtLeastOnce, Some(id)) => {
+                        c.send(&Packet::PubAck(PublishAck::new(id))).await;
+                    }
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        assert!(
+                            awaiting_pubrel.insert(id),
+                            "packet id {id} reused in flight"
+                        );
+                        c.send(&Packet::PubRec(PublishAck::new(id))).await;
+                    }
+                    (qos, id) => panic!("PUBLISH with QoS {qos} and packet id {id:?}"),
+                }
+                got.push(p);
+                assert!(got.len() <= n, "more than {n} PUBLISH packets");
+            }
+            Packet::PubRel(r) => {
+                assert!(
+                    awaiting_pubrel.remove(&r.packet_id),
+                    "[MQTT-4.3.3-4] PUBREL for {} which awaits no PUBREL",
+                    r.packet_id
+                );
+                c.send(&Packet::PubComp(PublishAck::new(r.packet_id))).await;
+            }
+            other => panic!("expected PUBLISH or PUBREL, got {other:?}"),
+        }
+    }
+    got
+}
+
 /// Receives a PUBLISH and acknowledges it.
 pub async fn recv_acked(c: &mut RawClient) -> Publish {
     let p = c.recv_publish().await;
@@ -273,7 +314,12 @@ pub fn field(bytes: &[u8]) -> Vec<u8> {
 
 /// A PUBLISH body: topic field, packet id (if `id` is given), MQTT 5 property block (if
 /// `props` is given), payload.
-pub fn publish_body(topic: &[u8], id: Option<u16>, props: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+pub fn publish_body(
+    topic: &[u8],
+    id: Option<u16>,
+    props: Option<&[u8]>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut body = field(topic);
     if let Some(id) = id {
         body.extend_from_slice(&id.to_be_bytes());
@@ -326,7 +372,10 @@ impl Witness {
             match self.client.try_recv(midge_testkit::TIMEOUT).await {
                 Ok(Some(Packet::PubAck(a))) if a.packet_id == pid(id) => got_ack = true,
                 Ok(Some(Packet::Publish(p))) => {
-                    assert_eq!(p.payload, payload, "witness got a wrong message ({context})");
+                    assert_eq!(
+                        p.payload, payload,
+                        "witness got a wrong message ({context})"
+                    );
                     ack(&mut self.client, &p).await;
                     got_msg = true;
                 }

@@ -29,18 +29,8 @@ pub fn decode_body(
     body: Bytes,
     version: ProtocolVersion,
 ) -> Result<Packet, DecodeError> {
-    let nibble = first_byte >> 4;
+    let packet_type = check_fixed_header(first_byte, version)?;
     let flags = first_byte & 0x0F;
-    let packet_type = PacketType::from_nibble(nibble)
-        .filter(|t| *t != PacketType::Auth || version.is_v5())
-        .ok_or(DecodeError::ReservedPacketType(nibble))?;
-    if packet_type != PacketType::Publish && flags != packet_type.required_flags() {
-        return Err(DecodeError::InvalidFixedHeaderFlags {
-            packet: packet_type,
-            flags,
-            required: packet_type.required_flags(),
-        });
-    }
     let mut r = Reader::new(body, packet_type);
     let packet = match packet_type {
         PacketType::Connect => Packet::Connect(Box::new(connect::decode_connect(&mut r)?)),
@@ -75,6 +65,36 @@ pub fn decode_body(
     };
     r.finish()?;
     Ok(packet)
+}
+
+/// Checks the first byte of a fixed header: a packet type that exists in `version`, the
+/// flags that type requires (`[MQTT-2.1.3-1]`), and for PUBLISH a QoS other than 3
+/// (`[MQTT-3.3.1-4]`) and no DUP at QoS 0 (`[MQTT-3.3.1-2]`). The decoder calls it as soon as
+/// the byte arrives, before the rest of the packet.
+pub fn check_fixed_header(
+    first_byte: u8,
+    version: ProtocolVersion,
+) -> Result<PacketType, DecodeError> {
+    let nibble = first_byte >> 4;
+    let flags = first_byte & 0x0F;
+    let packet_type = PacketType::from_nibble(nibble)
+        .filter(|t| *t != PacketType::Auth || version.is_v5())
+        .ok_or(DecodeError::ReservedPacketType(nibble))?;
+    if packet_type == PacketType::Publish {
+        if flags & 0b0110 == 0b0110 {
+            return Err(DecodeError::PublishQos3);
+        }
+        if flags & 0b1000 != 0 && flags & 0b0110 == 0 {
+            return Err(DecodeError::DupWithQos0);
+        }
+    } else if flags != packet_type.required_flags() {
+        return Err(DecodeError::InvalidFixedHeaderFlags {
+            packet: packet_type,
+            flags,
+            required: packet_type.required_flags(),
+        });
+    }
+    Ok(packet_type)
 }
 
 /// Reads a Reason Code checked against the packet's list (Table 2-6).
