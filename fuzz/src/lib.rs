@@ -9,7 +9,6 @@
 //! panic as a crash and the replay test as a failure. The messages carry the input in hex.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 
 use bytes::BytesMut;
 use midge_proto::{DecodeError, Decoder, Packet, ProtocolVersion, TopicFilter, TopicName};
@@ -115,13 +114,6 @@ pub fn check_round_trip(packet: &Packet, version: ProtocolVersion, input: &[u8])
         hex(input)
     );
     let again = Packet::decode(&bytes, version);
-    if let Ok(again) = &again
-        && again != packet
-        && !strict()
-        && known_round_trip_bug(packet, version, again).is_some()
-    {
-        return;
-    }
     assert_eq!(
         again.as_ref(),
         Ok(packet),
@@ -167,39 +159,6 @@ pub fn check_round_trip(packet: &Packet, version: ProtocolVersion, input: &[u8])
             "{packet:?} decoded for {version}: encoding for {other} is not stable; input {}",
             hex(input)
         );
-    }
-}
-
-/// Whether known bugs fail the checks too: set `MIDGE_FUZZ_STRICT=1` (for `cargo fuzz run`
-/// or `cargo test`) to see them. Read once.
-pub fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("MIDGE_FUZZ_STRICT").is_some_and(|v| v != "0"))
-}
-
-/// Round-trip differences `midge-proto` is known to produce, each a bug reported and not yet
-/// fixed, so that fuzzing can go on looking for others. Returns the bug's description when
-/// `again` (the re-decoded packet) differs from `packet` only in that way. Delete an entry
-/// once its fix lands.
-pub fn known_round_trip_bug(
-    packet: &Packet,
-    version: ProtocolVersion,
-    again: &Packet,
-) -> Option<&'static str> {
-    match (packet, again) {
-        // An MQTT 3.1 CONNACK has no Session Present flag (its first byte is reserved), but
-        // the decoder accepts bit 0 and reports `session_present: true`, which encoding for
-        // 3.1 drops. Input: `20 02 01 00` with `Decoder::with_version(V3_1)`.
-        (Packet::ConnAck(a), Packet::ConnAck(b))
-            if version == ProtocolVersion::V3_1
-                && a.session_present
-                && !b.session_present
-                && a.reason_code == b.reason_code
-                && a.properties == b.properties =>
-        {
-            Some("MQTT 3.1 CONNACK: decoded Session Present is not encoded")
-        }
-        _ => None,
     }
 }
 

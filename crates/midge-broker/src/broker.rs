@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use midge_proto::{ByteString, Property, QoS, SubscriptionOptions, TopicFilter, Will};
 use parking_lot::RwLock;
@@ -17,9 +17,11 @@ use crate::config::Config;
 use crate::index::{Match, SubscriptionIndex};
 use crate::mailbox::{Mailbox, Pushed, QueueLimits};
 use crate::message::{Delivery, Message, SharedOrigin, SubscriptionIds};
+use crate::persist::Persistence;
 use crate::retain_tree::RetainTree;
 use crate::session::{Registry, Session, SessionKey};
 use crate::stats::Stats;
+use midge_store::{DeliveryState, Op, Ticket};
 
 /// What the index stores for one subscription: where to deliver and how.
 #[derive(Debug, Clone)]
@@ -41,7 +43,18 @@ pub(crate) struct Shared {
     pub(crate) queue_limits: QueueLimits,
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) connections: AtomicUsize,
+    /// The durable store, unless `durability = "none"`.
+    pub(crate) store: Option<Persistence>,
     next_id: AtomicU64,
+}
+
+/// What publishing a message did.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Sessions whose subscriptions matched.
+    pub(crate) matched: usize,
+    /// The store batch that must commit before the message is acknowledged.
+    pub(crate) ticket: Option<Ticket>,
 }
 
 struct Target {
@@ -53,7 +66,11 @@ struct Target {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, authenticator: Option<Arc<dyn Authenticator>>) -> Shared {
+    pub(crate) fn new(
+        config: Config,
+        authenticator: Option<Arc<dyn Authenticator>>,
+        store: Option<Persistence>,
+    ) -> Shared {
         let queue_limits = QueueLimits::from_config(&config.limits);
         Shared {
             config,
@@ -64,8 +81,19 @@ impl Shared {
             queue_limits,
             authenticator: authenticator.unwrap_or_else(|| Arc::new(AllowAnonymous)),
             connections: AtomicUsize::new(0),
+            store,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Whether new persistent messages must be refused for lack of space.
+    pub(crate) fn store_full(&self) -> bool {
+        self.store.as_ref().is_some_and(Persistence::is_full)
+    }
+
+    /// Queues store operations without waiting for them.
+    pub(crate) fn store_ops(&self, ops: Vec<Op>) -> Option<Ticket> {
+        self.store.as_ref().and_then(|s| s.submit(ops))
     }
 
     /// A process-unique number for connections and sessions.
@@ -80,25 +108,40 @@ impl Shared {
     }
 
     /// Publishes a message: updates the retained store if it is retained, then routes it.
-    /// Returns the number of sessions whose subscriptions it matched.
-    pub(crate) fn publish(&self, message: Arc<Message>) -> usize {
+    /// `ops` (e.g. the publisher's QoS 2 state) are committed in the same store batch.
+    pub(crate) fn publish(&self, message: Arc<Message>, mut ops: Vec<Op>) -> Published {
         if message.retain && self.config.retain.available {
             let mut retained = self.retained.write();
             if message.payload.is_empty() {
                 // An empty retained message deletes the topic's retained message and is not
                 // itself stored ([MQTT-3.3.1-6], [MQTT-3.3.1-7]).
-                retained.remove(&message.topic);
+                if retained.remove(&message.topic).is_some() && self.store.is_some() {
+                    ops.push(Op::DeleteRetained {
+                        topic: message.topic.as_str().to_owned(),
+                    });
+                }
             } else {
                 retained.insert(&message.topic, message.clone());
+                if let Some(store) = &self.store {
+                    let id = store.ensure_stored(&message, &mut ops);
+                    ops.push(Op::PutRetained {
+                        topic: message.topic.as_str().to_owned(),
+                        message_id: id,
+                    });
+                }
             }
         }
-        self.route(&message)
+        let matched = self.route(&message, &mut ops);
+        Published {
+            matched,
+            ticket: self.store_ops(ops),
+        }
     }
 
     /// Delivers a message to every matching subscription: one delivery per session for
     /// overlapping subscriptions, with the highest QoS and every Subscription Identifier
     /// (`[MQTT-3.3.4-2]`, `[MQTT-3.3.4-3]`); one member per shared group.
-    pub(crate) fn route(&self, message: &Arc<Message>) -> usize {
+    pub(crate) fn route(&self, message: &Arc<Message>, ops: &mut Vec<Op>) -> usize {
         let mut targets: SmallVec<[Target; 8]> = SmallVec::new();
         let origin = message.origin.as_ref();
         self.index.for_each_match(&message.topic, |m| match m {
@@ -136,19 +179,45 @@ impl Shared {
             }
         }
         let mut delivered = 0;
+        let mut evicted = Vec::new();
         for t in merged {
-            let delivery = Delivery {
+            let mailbox = t.mailbox;
+            let mut delivery = Delivery {
                 message: message.clone(),
                 qos: t.qos,
                 retain: t.retain,
                 subscription_ids: t.ids,
                 shared: t.shared,
+                seq: None,
             };
+            // A persistent session's queue is mirrored in the store: QoS 1/2 always, QoS 0
+            // only while it waits offline.
+            let stored = self.store.is_some()
+                && mailbox.is_persistent()
+                && (delivery.qos != QoS::AtMostOnce || !mailbox.is_online());
+            if stored {
+                delivery.seq = Some(mailbox.next_seq());
+            }
+            let record = stored.then(|| delivery.clone());
+            let pushed = mailbox.push(delivery, &self.stats, &mut evicted);
+            if let (Some(store), Some(record), Pushed::Queued | Pushed::Dropped) =
+                (&self.store, &record, pushed)
+            {
+                store.put_delivery(&mailbox.client_id, record, DeliveryState::Queued, ops);
+            }
+            for old in evicted.drain(..) {
+                if let Some(seq) = old.seq {
+                    ops.push(Op::DeleteDelivery {
+                        client_id: mailbox.client_id.to_string(),
+                        seq,
+                    });
+                }
+            }
             // An offline session's subscription still matches even when its QoS 0 copy is
             // not queued: only a message that matched nobody is "No matching subscribers"
             // (MQTT 5.0 §3.4.2.1).
             if matches!(
-                t.mailbox.push(delivery, &self.stats),
+                pushed,
                 Pushed::Queued | Pushed::Dropped | Pushed::SkippedOffline
             ) {
                 delivered += 1;
@@ -209,17 +278,32 @@ impl Shared {
             .filter(|d| d.qos != QoS::ExactlyOnce)
             .collect();
         leftovers.extend(session.mailbox.close());
-        for d in leftovers {
-            self.redeliver_shared(session.key, d);
+        let mut ops = Vec::new();
+        if session.mailbox.is_persistent() {
+            // Removes the session's record, queue and QoS 2 state at once.
+            ops.push(Op::DeleteSession {
+                client_id: session.client_id.to_string(),
+            });
         }
+        for mut d in leftovers {
+            d.seq = None;
+            self.redeliver_shared(session.key, d, &mut ops);
+        }
+        self.store_ops(ops);
         if let Some(will) = will.or_else(|| session.pending_will.take().map(|w| w.message)) {
-            self.publish(will);
+            self.publish(will, Vec::new());
         }
     }
 
     /// Gives a shared-subscription delivery to another member of its group (MQTT 5.0
-    /// §4.8.2); non-shared deliveries are dropped.
-    pub(crate) fn redeliver_shared(&self, from: SessionKey, delivery: Delivery) -> bool {
+    /// §4.8.2); non-shared deliveries are dropped. The caller forgets the delivery's stored
+    /// copy in the old session; the new member's copy is added to `ops`.
+    pub(crate) fn redeliver_shared(
+        &self,
+        from: SessionKey,
+        mut delivery: Delivery,
+        ops: &mut Vec<Op>,
+    ) -> bool {
         let Some(origin) = delivery.shared.clone() else {
             return false;
         };
@@ -234,7 +318,23 @@ impl Shared {
             });
         match mailbox.flatten() {
             Some(mailbox) => {
-                mailbox.push(delivery, &self.stats);
+                delivery.seq = None;
+                if let Some(store) = &self.store
+                    && mailbox.is_persistent()
+                {
+                    delivery.seq = Some(mailbox.next_seq());
+                    store.put_delivery(&mailbox.client_id, &delivery, DeliveryState::Queued, ops);
+                }
+                let mut evicted = Vec::new();
+                mailbox.push(delivery, &self.stats, &mut evicted);
+                for old in evicted {
+                    if let Some(seq) = old.seq {
+                        ops.push(Op::DeleteDelivery {
+                            client_id: mailbox.client_id.to_string(),
+                            seq,
+                        });
+                    }
+                }
                 true
             }
             None => false,
@@ -247,28 +347,44 @@ impl Shared {
         client_id: ByteString,
         generation: u64,
         will_at: Option<Instant>,
-        expiry_interval: u32,
+        expires_at: Option<Instant>,
     ) {
-        let expires_at = (expiry_interval != u32::MAX)
-            .then(|| Instant::now() + Duration::from_secs(u64::from(expiry_interval)));
         if will_at.is_none() && expires_at.is_none() {
             return;
         }
-        let shared = Arc::clone(self);
+        // A weak reference: a timer must not keep a stopped broker (and its store) alive.
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             if let Some(at) = will_at {
                 let at = expires_at.map_or(at, |e| e.min(at));
                 tokio::time::sleep_until(at.into()).await;
+                let Some(shared) = weak.upgrade() else { return };
                 let will = shared
                     .registry
-                    .with_offline(&client_id, generation, |s| (false, s.pending_will.take()))
-                    .and_then(|(_, w)| w);
+                    .with_offline(&client_id, generation, |s| {
+                        let will = s.pending_will.take();
+                        let record = s
+                            .mailbox
+                            .is_persistent()
+                            .then(|| crate::persist::session_record(s));
+                        (false, (will, record))
+                    })
+                    .and_then(|(_, (will, record))| {
+                        if let Some(session) = record {
+                            shared.store_ops(vec![Op::PutSession {
+                                client_id: client_id.to_string(),
+                                session,
+                            }]);
+                        }
+                        will
+                    });
                 if let Some(will) = will {
-                    shared.publish(will.message);
+                    shared.publish(will.message, Vec::new());
                 }
             }
             if let Some(at) = expires_at {
                 tokio::time::sleep_until(at.into()).await;
+                let Some(shared) = weak.upgrade() else { return };
                 if let Some((Some(session), ())) =
                     shared
                         .registry

@@ -25,6 +25,8 @@ pub struct Config {
     pub retain: RetainConfig,
     /// MQTT features the broker advertises and enforces.
     pub mqtt: MqttConfig,
+    /// Durability: where and how persistent state is stored.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             retain: RetainConfig::default(),
             mqtt: MqttConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -207,6 +210,48 @@ impl MqttConfig {
     /// `max_qos` as a [`QoS`].
     pub fn maximum_qos(&self) -> QoS {
         QoS::from_u8(self.max_qos.min(2)).unwrap_or(QoS::ExactlyOnce)
+    }
+}
+
+/// When persistent state reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilityMode {
+    /// Every acknowledged QoS 1/2 message that must outlive its connection (retained, or
+    /// queued for a persistent session) is synced to disk before its PUBACK/PUBREC.
+    Sync,
+    /// Commits are synced every `sync_interval_ms`; a crash may lose that interval.
+    Periodic,
+    /// Nothing is stored: state lives in memory only.
+    None,
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sync` (default), `periodic` or `none`.
+    pub durability: DurabilityMode,
+    /// Sync interval for `periodic`, in milliseconds.
+    pub sync_interval_ms: u64,
+    /// Directory of the store (`store.redb` inside it).
+    pub data_dir: std::path::PathBuf,
+    /// Page cache of the storage engine, in MiB.
+    pub cache_mb: usize,
+    /// Largest store size in bytes; beyond it new persistent messages are refused with Quota
+    /// exceeded (0x97). 0 means no limit.
+    pub max_store_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            durability: DurabilityMode::Sync,
+            sync_interval_ms: 1000,
+            data_dir: std::path::PathBuf::from("midge-data"),
+            cache_mb: 64,
+            max_store_bytes: 0,
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub mod index;
 mod mailbox;
 pub mod message;
 pub mod password;
+mod persist;
 pub mod retain_tree;
 mod server;
 mod session;

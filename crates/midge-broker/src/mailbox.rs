@@ -59,6 +59,11 @@ pub(crate) enum Pushed {
 /// The delivery queue of one session.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
+    /// Whether the session is persistent (Session Expiry Interval > 0) and its queue is
+    /// mirrored in the durable store.
+    persistent: AtomicBool,
+    /// Next position in the stored queue.
+    next_seq: AtomicU64,
     /// The session's client identifier (No Local compares against it).
     pub(crate) client_id: ByteString,
     state: Mutex<State>,
@@ -76,6 +81,8 @@ pub(crate) struct Mailbox {
 impl Mailbox {
     pub(crate) fn new(client_id: ByteString, limits: QueueLimits) -> Mailbox {
         Mailbox {
+            persistent: AtomicBool::new(false),
+            next_seq: AtomicU64::new(0),
             client_id,
             state: Mutex::new(State::default()),
             notify: Notify::new(),
@@ -85,6 +92,32 @@ impl Mailbox {
             dropped: AtomicU64::new(0),
             limits,
         }
+    }
+
+    /// Whether the queue is mirrored in the durable store.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.persistent.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_persistent(&self, persistent: bool) {
+        self.persistent.store(persistent, Ordering::Release);
+    }
+
+    /// Allocates the next stored-queue position.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Continues numbering after recovered positions.
+    pub(crate) fn set_next_seq(&self, next: u64) {
+        self.next_seq.store(next, Ordering::Release);
+    }
+
+    /// Puts a delivery back at the front (it could not be sent yet).
+    pub(crate) fn push_front(&self, delivery: Delivery) {
+        let mut state = self.state.lock();
+        state.bytes += delivery.message.size();
+        state.queue.push_front(delivery);
     }
 
     /// Whether a connection is currently draining this mailbox.
@@ -101,7 +134,14 @@ impl Mailbox {
     }
 
     /// Queues a delivery, applying the limits.
-    pub(crate) fn push(&self, delivery: Delivery, stats: &Stats) -> Pushed {
+    /// Older deliveries evicted by [`QueueFullPolicy::DropOldest`] are appended to `evicted`
+    /// (the caller forgets them in the store).
+    pub(crate) fn push(
+        &self,
+        delivery: Delivery,
+        stats: &Stats,
+        evicted: &mut Vec<Delivery>,
+    ) -> Pushed {
         let online = self.is_online();
         if !online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
             return Pushed::SkippedOffline;
@@ -137,6 +177,7 @@ impl Mailbox {
                         };
                         state.bytes -= old.message.size();
                         outcome = Pushed::Dropped;
+                        evicted.push(old);
                         self.count_drop(stats, "queue full, oldest message dropped");
                     }
                 }

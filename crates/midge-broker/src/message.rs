@@ -28,6 +28,9 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client identifier of the publisher, for No Local (`[MQTT-3.8.3-3]`).
     pub origin: Option<ByteString>,
+    /// The message's id in the durable store, once stored (it is stored once, however many
+    /// persistent sessions queue it).
+    pub store_id: std::sync::OnceLock<u64>,
 }
 
 impl Message {
@@ -57,6 +60,7 @@ impl Message {
             properties,
             expires_at,
             origin,
+            store_id: std::sync::OnceLock::new(),
         }
     }
 
@@ -107,4 +111,6 @@ pub struct Delivery {
     pub subscription_ids: SubscriptionIds,
     /// Set when delivered through a shared subscription.
     pub shared: Option<SharedOrigin>,
+    /// Position in the session's stored queue, when the delivery is persisted.
+    pub seq: Option<u64>,
 }

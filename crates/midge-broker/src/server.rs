@@ -41,10 +41,26 @@ impl Server {
             })?;
             listeners.push(listener);
         }
-        Ok(Server {
-            shared: Arc::new(Shared::new(config, authenticator)),
-            listeners,
-        })
+        let started = std::time::Instant::now();
+        let store =
+            crate::persist::open(&config.store).map_err(|e| io::Error::other(e.to_string()))?;
+        let (persistence, snapshot) = match store {
+            Some((p, s)) => (Some(p), Some(s)),
+            None => (None, None),
+        };
+        let shared = Arc::new(Shared::new(config, authenticator, persistence));
+        if let Some(snapshot) = snapshot {
+            let (sessions, queued, retained) = shared.recover(snapshot);
+            tracing::info!(
+                path = %shared.config.store.data_dir.display(),
+                sessions,
+                queued,
+                retained,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "store recovered"
+            );
+        }
+        Ok(Server { shared, listeners })
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -84,6 +100,11 @@ impl Server {
             while tasks.join_next().await.is_some() {}
         })
         .await;
+        // Commit what the connections wrote while closing, then release the store file.
+        if let Some(store) = &self.shared.store {
+            let writer = store.writer.clone();
+            let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+        }
     }
 }
 

@@ -53,6 +53,10 @@ pub(crate) struct Session {
     pub(crate) expiry_interval: u32,
     /// A delayed will, while offline.
     pub(crate) pending_will: Option<PendingWill>,
+    /// When the session went offline (ms since the Unix epoch), for expiry across restarts.
+    pub(crate) offline_since_ms: Option<u64>,
+    /// Queue positions of stored QoS 2 deliveries awaiting PUBCOMP, by packet identifier.
+    pub(crate) pubcomp_seqs: HashMap<u16, u64>,
 }
 
 impl Session {
@@ -66,6 +70,8 @@ impl Session {
             incoming: Incoming::new(u16::MAX),
             expiry_interval: 0,
             pending_will: None,
+            offline_since_ms: None,
+            pubcomp_seqs: HashMap::new(),
         }
     }
 }
@@ -196,6 +202,22 @@ impl Registry {
                 Release::Removed
             }
         }
+    }
+
+    /// Registers a session recovered from the store as offline; returns its generation.
+    pub(crate) fn insert_offline(&self, client_id: ByteString, session: Box<Session>) -> u64 {
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        self.slots.lock().insert(
+            client_id,
+            Slot::Offline {
+                session,
+                generation,
+            },
+        );
+        generation
     }
 
     /// Runs `f` on an offline session if it is still the same one (`generation`); `f` may

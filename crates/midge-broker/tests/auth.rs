@@ -60,6 +60,7 @@ impl Authenticator for TestAuth {
 async fn start() -> TestBroker {
     let mut config = Config::default();
     config.listeners[0].bind = "127.0.0.1:0".parse().expect("address");
+    config.store.durability = midge_broker::config::DurabilityMode::None;
     let server = Server::bind_with(config, Some(Arc::new(TestAuth)))
         .await
         .expect("bind");

@@ -1557,3 +1557,48 @@ async fn v5_will_delay_interval() {
     watcher.expect_no_publish().await;
     broker.stop().await;
 }
+
+/// A burst of 300 QoS 1 messages (3.1.1) and 300 QoS 2 messages (5), published without waiting
+/// for each acknowledgement, reaches a subscriber complete, once each and in order
+/// ([MQTT-4.6.0-6]), through the broker's inflight window and queue (§4.9 flow control).
+#[tokio::test]
+async fn burst_of_qos1_and_qos2_messages_arrives_complete_and_in_order() {
+    const N: usize = 300;
+    let broker = TestBroker::start().await;
+
+    let mut sub = v3::connect(&broker, "v3-burst-sub").await;
+    sub.subscribe("burst/v3", rumqttc::QoS::AtLeastOnce).await;
+    let publisher = v3::connect(&broker, "v3-burst-pub").await;
+    for i in 0..N {
+        publisher
+            .client
+            .publish("burst/v3", rumqttc::QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .expect("publish");
+    }
+    for i in 0..N {
+        let p = sub.recv_publish().await;
+        assert_eq!(p.payload, Bytes::from(i.to_string()), "3.1.1 message {i}");
+        assert_eq!(p.qos, rumqttc::QoS::AtLeastOnce);
+    }
+    sub.expect_no_publish().await;
+
+    let mut sub = v5::connect(&broker, "v5-burst-sub").await;
+    sub.subscribe("burst/v5", v5::QoS::ExactlyOnce).await;
+    let publisher = v5::connect(&broker, "v5-burst-pub").await;
+    for i in 0..N {
+        publisher
+            .client
+            .publish("burst/v5", v5::QoS::ExactlyOnce, false, i.to_string())
+            .await
+            .expect("publish");
+    }
+    for i in 0..N {
+        let p = sub.recv_publish().await;
+        assert_eq!(p.payload, Bytes::from(i.to_string()), "MQTT 5 message {i}");
+        assert_eq!(p.qos, v5::QoS::ExactlyOnce);
+        assert!(!p.dup);
+    }
+    sub.expect_no_publish().await;
+    broker.stop().await;
+}

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 mod checks;
 
 use checks::DecoderKind;
-use midge_proto::{Packet, ProtocolVersion};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus");
 
@@ -76,22 +75,6 @@ fn corpus_inputs_pass_every_check() {
         }
     }
     assert!(replayed >= TARGETS.len(), "only {replayed} corpus files");
-}
-
-/// Each exemption in `checks::known_round_trip_bug` must still be needed: when a fix lands,
-/// this fails as a reminder to delete the exemption (and so re-arm the fuzz check).
-#[test]
-fn known_bug_exemptions_are_still_needed() {
-    // MQTT 3.1 CONNACK with bit 0 of its (reserved) first byte set.
-    let input = [0x20, 0x02, 0x01, 0x00];
-    let v = ProtocolVersion::V3_1;
-    let packet = Packet::decode(&input, v).unwrap();
-    let again = Packet::decode(&packet.to_bytes(v).unwrap(), v).unwrap();
-    assert_ne!(
-        packet, again,
-        "fixed: delete this case from known_round_trip_bug and this test"
-    );
-    assert!(checks::known_round_trip_bug(&packet, v, &again).is_some());
 }
 
 /// The reference matcher itself, on the specification's examples (MQTT 5.0 §4.7), so that

@@ -679,7 +679,9 @@ vectors! {
     disconnect_v3_1_1(V3_1_1, Disconnect::default().into()) = [0xE0, 0x00];
     /// MQTT 5: Remaining Length 0 means Normal disconnection without properties.
     disconnect_v5_empty(V5, Disconnect::default().into()) = [0xE0, 0x00];
-    disconnect_v5_reason_only(V5, Disconnect::new(ReasonCode::DISCONNECT_WITH_WILL_MESSAGE).into()) = [0xE0, 0x01, 0x04];
+    // DISCONNECT and AUTH with a reason code carry a zero Property Length (Mosquitto's form;
+    // rumqttc 0.25 cannot read the reason-code-only form).
+    disconnect_v5_reason_only(V5, Disconnect::new(ReasonCode::DISCONNECT_WITH_WILL_MESSAGE).into()) = [0xE0, 0x02, 0x04, 0x00];
     disconnect_v5_session_expiry(V5, Disconnect {
         properties: props([Property::SessionExpiryInterval(30)]),
         ..Disconnect::default()
@@ -700,7 +702,7 @@ vectors! {
 
     /// AUTH: Remaining Length 0 means Success without properties (§3.15.2.1).
     auth_v5_success(V5, Auth::new(ReasonCode::SUCCESS).into()) = [0xF0, 0x00];
-    auth_v5_continue_reason_only(V5, Auth::new(ReasonCode::CONTINUE_AUTHENTICATION).into()) = [0xF0, 0x01, 0x18];
+    auth_v5_continue_reason_only(V5, Auth::new(ReasonCode::CONTINUE_AUTHENTICATION).into()) = [0xF0, 0x02, 0x18, 0x00];
     auth_v5_continue(V5, Auth {
         reason_code: ReasonCode::CONTINUE_AUTHENTICATION,
         properties: props([
@@ -757,8 +759,11 @@ decode_only! {
         = [0x70, 0x04, 0x00, 0x01, 0x92, 0x00] => [0x70, 0x03, 0x00, 0x01, 0x92];
     disconnect_v5_explicit_normal(V5, Disconnect::default().into())
         = [0xE0, 0x02, 0x00, 0x00] => [0xE0, 0x00];
-    disconnect_v5_reason_with_empty_properties(V5, Disconnect::new(ReasonCode::SERVER_SHUTTING_DOWN).into())
-        = [0xE0, 0x02, 0x8B, 0x00] => [0xE0, 0x01, 0x8B];
+    /// The reason-code-only form (Remaining Length 1) is read; we write the Property Length.
+    disconnect_v5_reason_without_property_length(V5, Disconnect::new(ReasonCode::SERVER_SHUTTING_DOWN).into())
+        = [0xE0, 0x01, 0x8B] => [0xE0, 0x02, 0x8B, 0x00];
+    auth_v5_reason_without_property_length(V5, Auth::new(ReasonCode::CONTINUE_AUTHENTICATION).into())
+        = [0xF0, 0x01, 0x18] => [0xF0, 0x02, 0x18, 0x00];
     auth_v5_explicit_success(V5, Auth::new(ReasonCode::SUCCESS).into())
         = [0xF0, 0x02, 0x00, 0x00] => [0xF0, 0x00];
 }

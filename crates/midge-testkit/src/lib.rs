@@ -28,6 +28,9 @@ pub struct TestBroker {
     pub handle: BrokerHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The store's directory, removed when the broker is dropped (unless the test chose its
+    /// own `store.data_dir`).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestBroker {
@@ -36,13 +39,28 @@ impl TestBroker {
         TestBroker::start_with(Config::default()).await
     }
 
-    /// Starts a broker with `config`; its listeners are replaced by one on 127.0.0.1:0.
+    /// Starts a broker with `config`; its listeners are replaced by one on 127.0.0.1:0, and
+    /// unless the test set `store.data_dir` the store lives in a fresh temporary directory.
     pub async fn start_with(mut config: Config) -> TestBroker {
         let mut listener = config.listeners.first().cloned().unwrap_or_default();
         listener.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.listeners = vec![listener];
+        let data_dir = TestBroker::use_temp_store(&mut config);
         let server = Server::bind(config).await.expect("bind 127.0.0.1:0");
-        TestBroker::from_server(server)
+        let mut broker = TestBroker::from_server(server);
+        broker._data_dir = data_dir;
+        broker
+    }
+
+    /// Points a default `store.data_dir` at a new temporary directory (kept alive by the
+    /// returned guard).
+    pub fn use_temp_store(config: &mut Config) -> Option<tempfile::TempDir> {
+        if config.store.data_dir != midge_broker::config::StoreConfig::default().data_dir {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temporary store directory");
+        config.store.data_dir = dir.path().to_owned();
+        Some(dir)
     }
 
     /// Runs an already bound server (e.g. one with a custom authenticator).
@@ -58,6 +76,7 @@ impl TestBroker {
             handle,
             stop: Some(stop),
             task: Some(task),
+            _data_dir: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod passwd;
 mod serve;
+mod tools;
 
 use std::process::ExitCode;
 

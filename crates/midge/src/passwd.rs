@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout)] // the tool talks to its user on stdout, as mosquitto_passwd does
 //! `midge passwd`: manage password files, with `mosquitto_passwd`'s interface, messages and
 //! exit codes, so scripts and files move between Mosquitto and Midge unchanged.
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use midge_broker::config::ListenerConfig;
+use midge_broker::config::{DurabilityMode, ListenerConfig};
 use midge_broker::{Config, Server};
 
 /// Options of `midge serve`.
@@ -26,6 +26,16 @@ pub(crate) struct ServeArgs {
     /// Print the configuration in force as TOML and exit.
     #[arg(long = "print-config")]
     print_config: bool,
+    /// Directory of the durable store (default ./midge-data).
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Durability: sync (default), periodic or none.
+    #[arg(long = "durability", value_name = "MODE")]
+    durability: Option<String>,
+    /// Recover a damaged store: move it aside (keeping the copy), salvage what can be read
+    /// into a fresh store, then start.
+    #[arg(long = "repair")]
+    repair: bool,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -43,9 +53,26 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let port = args.port.unwrap_or(first.bind.port());
         first.bind = SocketAddr::new(ip, port);
     }
+    if let Some(dir) = args.data_dir {
+        config.store.data_dir = dir;
+    }
+    if let Some(mode) = &args.durability {
+        config.store.durability = match mode.as_str() {
+            "sync" => DurabilityMode::Sync,
+            "periodic" => DurabilityMode::Periodic,
+            "none" => DurabilityMode::None,
+            other => anyhow::bail!("--durability must be sync, periodic or none, not {other:?}"),
+        };
+    }
     config.validate()?;
+    if args.repair && config.store.durability != DurabilityMode::None {
+        repair(&config)?;
+    }
     if args.print_config {
-        print!("{}", config.to_toml());
+        use std::io::Write;
+        std::io::stdout()
+            .write_all(config.to_toml().as_bytes())
+            .context("cannot write to stdout")?;
         return Ok(());
     }
     for l in &config.listeners {
@@ -66,6 +93,35 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// `--repair`: keeps a copy of the damaged store and salvages what can be read.
+fn repair(config: &Config) -> anyhow::Result<()> {
+    let mut options = midge_store::StoreOptions::in_dir(&config.store.data_dir);
+    options.cache_bytes = config.store.cache_mb.max(1) << 20;
+    if !options.path.exists() {
+        tracing::info!(path = %options.path.display(), "no store to repair");
+        return Ok(());
+    }
+    match midge_store::RedbStore::open(options.clone()) {
+        Ok(_) => {
+            tracing::info!(path = %options.path.display(), "store is healthy; nothing to repair");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "repairing the store");
+            let (copy, messages, sessions, retained) = midge_store::RedbStore::repair(&options)
+                .with_context(|| format!("cannot repair {}", options.path.display()))?;
+            tracing::warn!(
+                damaged_copy = %copy.display(),
+                messages,
+                sessions,
+                retained,
+                "store repaired: the damaged file was kept; salvaged records were loaded into a new store"
+            );
+            Ok(())
+        }
+    }
 }
 
 fn init_logging(verbose: bool) {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! `midge passwd` against Debian's `mosquitto_passwd` and `mosquitto`: files move both ways,
 //! and the command line behaves the same (messages and exit codes).
 

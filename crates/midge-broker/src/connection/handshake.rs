@@ -321,6 +321,24 @@ where
         None => (shared.new_session(client_id.clone()), false),
     };
     session.expiry_interval = expiry;
+    session.offline_since_ms = None;
+    // A persistent session (expiry > 0) is mirrored in the store from now on; one resumed
+    // with expiry 0 stops being stored and is deleted from the store.
+    if shared.store.is_some() {
+        let was_persistent = session.mailbox.is_persistent();
+        let persistent = expiry != 0;
+        session.mailbox.set_persistent(persistent);
+        if persistent {
+            shared.store_ops(vec![midge_store::Op::PutSession {
+                client_id: client_id.to_string(),
+                session: crate::persist::session_record(&session),
+            }]);
+        } else if was_persistent {
+            shared.store_ops(vec![midge_store::Op::DeleteSession {
+                client_id: client_id.to_string(),
+            }]);
+        }
+    }
     let receive_maximum = connect.properties.receive_maximum().unwrap_or(u16::MAX);
     session
         .outgoing

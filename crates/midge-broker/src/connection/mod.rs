@@ -7,6 +7,7 @@
 //! violation (MQTT 5 clients first get a DISCONNECT with the reason code), on keep-alive
 //! timeout, on session takeover, or on server shutdown.
 
+mod acks;
 mod handshake;
 mod outbound;
 mod publish;
@@ -83,6 +84,10 @@ struct Connection {
     outbound_aliases: std::collections::HashMap<TopicName, u16>,
     /// Deliveries taken from the mailbox, reused between drains.
     scratch: Vec<crate::message::Delivery>,
+    /// Acknowledgements waiting for store commits.
+    acks: acks::Acks,
+    /// The store's commit watermark, when there is a store.
+    committed: Option<watch::Receiver<midge_store::Ticket>>,
 }
 
 /// Serves one client on `stream` until it disconnects or the server shuts down.
@@ -125,6 +130,8 @@ pub(crate) async fn serve<S>(
         inbound_aliases: Vec::new(),
         outbound_aliases: std::collections::HashMap::new(),
         scratch: Vec::new(),
+        acks: acks::Acks::default(),
+        committed: shared.store.as_ref().map(|s| s.writer.committed()),
     };
     let end = conn
         .run(
@@ -171,6 +178,10 @@ impl Connection {
             if mailbox.take_overflow() {
                 return End::QueueOverflow;
             }
+            if let Some(end) = self.flush_acks() {
+                return end;
+            }
+            let waiting_on_store = self.acks.waiting();
             if self.wbuf.len() < drain_below {
                 self.drain_mailbox();
             }
@@ -225,6 +236,8 @@ impl Connection {
                     }
                 }
                 _ = mailbox.notified(), if self.wbuf.len() < drain_below => {}
+                // A store commit may release waiting acknowledgements.
+                _ = committed_changed(&mut self.committed), if waiting_on_store => {}
                 // Checked at the top of the loop; listened to even while not draining.
                 _ = mailbox.overflow_notified() => {}
                 _ = sleep, if !keep_alive.is_zero() => return End::KeepAliveTimeout,
@@ -238,13 +251,18 @@ impl Connection {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(a) => {
                 // An acknowledgement for an unknown identifier is ignored, as Mosquitto does.
-                let _ = self.session.outgoing.on_puback(a.packet_id);
+                if let Ok(d) = self.session.outgoing.on_puback(a.packet_id) {
+                    self.forget_stored(d.seq);
+                }
                 None
             }
             Packet::PubRec(a) => self.on_pubrec(a),
             Packet::PubRel(a) => self.on_pubrel(a),
             Packet::PubComp(a) => {
-                let _ = self.session.outgoing.on_pubcomp(a.packet_id);
+                if self.session.outgoing.on_pubcomp(a.packet_id).is_ok() {
+                    let seq = self.session.pubcomp_seqs.remove(&a.packet_id.get());
+                    self.forget_stored(seq);
+                }
                 None
             }
             Packet::Subscribe(s) => self.on_subscribe(s),
@@ -361,6 +379,27 @@ impl Connection {
         }
     }
 
+    /// Removes a delivery from the stored queue (acknowledged, expired or dropped).
+    fn forget_stored(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            self.shared.store_ops(vec![midge_store::Op::DeleteDelivery {
+                client_id: self.session.client_id.to_string(),
+                seq,
+            }]);
+        }
+    }
+
+    /// The session's record in the store changed: write it (no wait).
+    fn store_session(&self) -> Option<midge_store::Ticket> {
+        if self.shared.store.is_none() || !self.session.mailbox.is_persistent() {
+            return None;
+        }
+        self.shared.store_ops(vec![midge_store::Op::PutSession {
+            client_id: self.session.client_id.to_string(),
+            session: crate::persist::session_record(&self.session),
+        }])
+    }
+
     /// Encodes a packet into the write buffer.
     fn send(&mut self, packet: &Packet) {
         if let Err(e) = packet.encode(self.n.version, &mut self.wbuf) {
@@ -439,7 +478,7 @@ impl Connection {
             }
         };
         if let Some(will) = will_now {
-            shared.publish(will);
+            shared.publish(will, Vec::new());
         }
         let session = self.session;
         if let End::TakenOver(t) = end {
@@ -457,11 +496,25 @@ impl Connection {
             shared.end_session(session, None);
             return;
         }
+        let mut session = session;
+        session.offline_since_ms = Some(crate::persist::now_ms());
+        if shared.store.is_some() && session.mailbox.is_persistent() {
+            shared.store_ops(vec![midge_store::Op::PutSession {
+                client_id: client_id.to_string(),
+                session: crate::persist::session_record(&session),
+            }]);
+        }
         let will_at = session.pending_will.as_ref().map(|w| w.at);
         let expiry = session.expiry_interval;
         match shared.registry.release(&client_id, self.id, Some(session)) {
             Release::Stored { generation } => {
-                shared.watch_offline(client_id, generation, will_at, expiry);
+                shared.watch_offline(
+                    client_id,
+                    generation,
+                    will_at,
+                    (expiry != u32::MAX)
+                        .then(|| Instant::now() + Duration::from_secs(u64::from(expiry))),
+                );
             }
             Release::Removed => {}
             Release::TakenOver(Some(session)) => {
@@ -484,12 +537,20 @@ impl Connection {
     fn redistribute_shared(&mut self) {
         let key = self.session.key;
         let mut kept = Vec::new();
+        let mut ops = Vec::new();
         for (id, state, delivery) in self.session.outgoing.drain() {
             match delivery {
                 // QoS 2 deliveries in flight stay with this session: they complete when it
                 // reconnects ([MQTT-4.8.2-4]) and go to nobody else ([MQTT-4.8.2-5]).
                 Some(d) if d.shared.is_some() && d.qos == midge_proto::QoS::AtLeastOnce => {
-                    if !self.shared.redeliver_shared(key, d.clone()) {
+                    if self.shared.redeliver_shared(key, d.clone(), &mut ops) {
+                        if let Some(seq) = d.seq {
+                            ops.push(midge_store::Op::DeleteDelivery {
+                                client_id: self.session.client_id.to_string(),
+                                seq,
+                            });
+                        }
+                    } else {
                         kept.push((id, state, Some(d)));
                     }
                 }
@@ -499,6 +560,18 @@ impl Connection {
         for (id, state, d) in kept {
             let _ = self.session.outgoing.restore(id, state, d);
         }
+        self.shared.store_ops(ops);
+    }
+}
+
+async fn committed_changed(rx: &mut Option<watch::Receiver<midge_store::Ticket>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use midge_proto::inflight::Resend;
+use midge_proto::inflight::{OutgoingState, Resend};
 use midge_proto::{Packet, PacketId, Properties, Property, Publish, PublishAck, QoS, TopicName};
 
 use super::Connection;
@@ -22,10 +22,34 @@ impl Connection {
         let slots = self.free_slots();
         self.session.mailbox.take(&mut batch, slots, DRAIN_BATCH);
         let now = Instant::now();
-        for delivery in batch.drain(..) {
-            self.deliver(delivery, now);
+        let mut forget = Vec::new();
+        let mut pending = batch.drain(..);
+        while let Some(delivery) = pending.next() {
+            if let Some(stalled) = self.deliver(delivery, now, &mut forget) {
+                // Its packet identifier is still in flight: keep it and the rest, in order,
+                // for the next drain.
+                let rest: Vec<Delivery> = pending.by_ref().collect();
+                for d in rest.into_iter().rev() {
+                    self.session.mailbox.push_front(d);
+                }
+                self.session.mailbox.push_front(stalled);
+                break;
+            }
         }
+        drop(pending);
         self.scratch = batch;
+        if !forget.is_empty() {
+            let client_id = self.session.client_id.to_string();
+            self.shared.store_ops(
+                forget
+                    .into_iter()
+                    .map(|seq| midge_store::Op::DeleteDelivery {
+                        client_id: client_id.clone(),
+                        seq,
+                    })
+                    .collect(),
+            );
+        }
     }
 
     fn free_slots(&self) -> usize {
@@ -33,15 +57,36 @@ impl Connection {
         usize::from(out.receive_maximum()).saturating_sub(out.len())
     }
 
-    fn deliver(&mut self, delivery: Delivery, now: Instant) {
+    /// Encodes one delivery. Stored deliveries that are finished here (QoS 0 sent, expired,
+    /// too large) have their queue position added to `forget`. Returns the delivery if it
+    /// cannot be sent yet.
+    fn deliver(
+        &mut self,
+        delivery: Delivery,
+        now: Instant,
+        forget: &mut Vec<u64>,
+    ) -> Option<Delivery> {
         if delivery.message.is_expired(now) {
             // Expired messages are not delivered ([MQTT-3.3.2-5]).
             self.shared
                 .stats
                 .messages_expired
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            forget.extend(delivery.seq);
+            return None;
         }
+        // A stored delivery's packet identifier is a function of its queue position, so a
+        // resend after a crash uses the identifier the client saw.
+        let stored_id = match (delivery.qos, delivery.seq) {
+            (QoS::AtMostOnce, _) | (_, None) => None,
+            (_, Some(seq)) => {
+                let id = crate::persist::packet_id_for(seq);
+                if self.session.outgoing.state(id).is_some() {
+                    return Some(delivery);
+                }
+                Some(id)
+            }
+        };
         let (mut publish, new_alias) = self.build_publish(&delivery, now, false);
         if delivery.qos != QoS::AtMostOnce {
             // Any identifier: the length does not depend on its value.
@@ -54,7 +99,7 @@ impl Connection {
             .encoded_len(self.n.version)
             .is_ok_and(|len| len <= self.n.client_max_packet_size as usize);
         let Packet::Publish(mut publish) = packet else {
-            return;
+            return None;
         };
         if !fits {
             if let Some(topic) = new_alias {
@@ -65,14 +110,32 @@ impl Connection {
                 .publish_dropped
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(client_id = %self.session.client_id, topic = %delivery.message.topic, "message larger than the client's Maximum Packet Size dropped");
-            return;
+            forget.extend(delivery.seq);
+            return None;
         }
-        if delivery.qos != QoS::AtMostOnce {
+        if delivery.qos == QoS::AtMostOnce {
+            forget.extend(delivery.seq);
+        } else if let Some(id) = stored_id {
+            let state = if delivery.qos == QoS::AtLeastOnce {
+                OutgoingState::AwaitingPubAck
+            } else {
+                OutgoingState::AwaitingPubRec
+            };
+            if self
+                .session
+                .outgoing
+                .restore(id, state, Some(delivery))
+                .is_err()
+            {
+                return None;
+            }
+            publish.packet_id = Some(id);
+        } else {
             match self.session.outgoing.start(delivery.qos, delivery) {
                 Ok(id) => publish.packet_id = Some(id),
                 Err(e) => {
                     tracing::error!(client_id = %self.session.client_id, error = %e, "no packet identifier available");
-                    return;
+                    return None;
                 }
             }
         }
@@ -81,6 +144,7 @@ impl Connection {
             .publish_sent
             .fetch_add(1, Ordering::Relaxed);
         self.send(&Packet::Publish(publish));
+        None
     }
 
     /// The PUBLISH for a delivery: Message Expiry counts down ([MQTT-3.3.2-6]), every
@@ -97,12 +161,16 @@ impl Connection {
         let mut topic = message.topic.clone();
         let mut properties = Properties::new();
         if self.n.version.is_v5() {
-            properties = message.properties.clone();
+            // Mosquitto's order, which its clients' output (`mosquitto_sub -F %j`) reflects:
+            // subscription identifiers, the publisher's properties, then the expiry left.
+            properties = delivery
+                .subscription_ids
+                .iter()
+                .map(|id| Property::SubscriptionIdentifier(*id))
+                .chain(message.properties.iter().cloned())
+                .collect();
             if let Some(left) = message.remaining_expiry(now) {
                 properties.push(Property::MessageExpiryInterval(left));
-            }
-            for id in &delivery.subscription_ids {
-                properties.push(Property::SubscriptionIdentifier(*id));
             }
             if !dup && self.n.client_topic_alias_max > 0 {
                 if let Some(alias) = self.outbound_aliases.get(&message.topic) {

@@ -6,6 +6,7 @@ use midge_proto::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
+use super::acks::OnFailure;
 use super::{Connection, End};
 use crate::broker::Subscriber;
 use crate::message::{Delivery, SharedOrigin, SubscriptionIds};
@@ -80,21 +81,49 @@ impl Connection {
                         retain: true,
                         subscription_ids: ids,
                         shared: None,
+                        seq: None,
                     });
                 }
             }
         }
-        self.send(&Packet::SubAck(SubAck {
-            packet_id: subscribe.packet_id,
-            properties: Properties::new(),
-            reason_codes: codes,
-        }));
-        // The SUBACK is in the write buffer first; retained messages follow through the
-        // mailbox, paced by flow control like any other delivery and never cut short.
-        for d in retained {
-            if d.qos == QoS::AtMostOnce || !d.message.is_expired(std::time::Instant::now()) {
-                self.session.mailbox.push_unbounded(d);
+        // A persistent session's subscriptions are on disk before the SUBACK; the retained
+        // messages it receives join its stored queue in the same commit.
+        let now = std::time::Instant::now();
+        retained.retain(|d| !d.message.is_expired(now));
+        let mut ops = Vec::new();
+        if let Some(store) = &self.shared.store
+            && self.session.mailbox.is_persistent()
+        {
+            ops.push(midge_store::Op::PutSession {
+                client_id: self.session.client_id.to_string(),
+                session: crate::persist::session_record(&self.session),
+            });
+            for d in &mut retained {
+                if d.qos != QoS::AtMostOnce {
+                    d.seq = Some(self.session.mailbox.next_seq());
+                    store.put_delivery(
+                        &self.session.client_id,
+                        d,
+                        midge_store::DeliveryState::Queued,
+                        &mut ops,
+                    );
+                }
             }
+        }
+        let ticket = self.shared.store_ops(ops);
+        self.ack(
+            Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                properties: Properties::new(),
+                reason_codes: codes,
+            }),
+            ticket,
+            OnFailure::Send,
+        );
+        // The SUBACK is queued first; retained messages follow through the mailbox, paced by
+        // flow control like any other delivery and never cut short.
+        for d in retained {
+            self.session.mailbox.push_unbounded(d);
         }
         None
     }
@@ -114,11 +143,16 @@ impl Connection {
                 ReasonCode::NO_SUBSCRIPTION_EXISTED
             });
         }
-        self.send(&Packet::UnsubAck(UnsubAck {
-            packet_id: unsubscribe.packet_id,
-            properties: Properties::new(),
-            reason_codes: codes,
-        }));
+        let ticket = self.store_session();
+        self.ack(
+            Packet::UnsubAck(UnsubAck {
+                packet_id: unsubscribe.packet_id,
+                properties: Properties::new(),
+                reason_codes: codes,
+            }),
+            ticket,
+            OnFailure::Send,
+        );
         None
     }
 }

@@ -134,7 +134,11 @@ fn reason_tail_len(
     props: &Properties,
     packet: PacketType,
 ) -> Result<(usize, usize), EncodeError> {
-    if props.is_empty() {
+    // DISCONNECT and AUTH with a reason code always carry a Property Length (0 when there
+    // are no properties): allowed by §3.14.2.2.1 / §3.15.2.2.1, it is what Mosquitto sends,
+    // and some clients (rumqttc 0.25) cannot read the shorter reason-code-only form.
+    let always_props = matches!(packet, PacketType::Disconnect | PacketType::Auth);
+    if props.is_empty() && !(always_props && code != ReasonCode::SUCCESS) {
         return Ok((usize::from(code != ReasonCode::SUCCESS), 0));
     }
     let content = properties::content_len(props, PropertyContext::Packet(packet))?;
@@ -146,7 +150,7 @@ fn put_reason_tail(buf: &mut BytesMut, code: ReasonCode, props: &Properties, tai
         return;
     }
     buf.put_u8(code.0);
-    if !props.is_empty() {
+    if tail.0 > 1 {
         properties::put(buf, props, tail.1);
     }
 }
