@@ -572,3 +572,53 @@ async fn acknowledgements_fit_a_small_maximum_packet_size() {
     assert_alive(&mut c).await;
     broker.stop().await;
 }
+
+/// [MQTT-3.14.2-3], [MQTT-3.1.2-24]: a server DISCONNECT never exceeds the client's Maximum
+/// Packet Size; its Reason String is left out instead.
+#[tokio::test]
+async fn disconnect_reason_string_respects_maximum_packet_size() {
+    use midge_proto::{Connect, Packet, Property, ProtocolVersion, ReasonCode};
+    let broker = midge_testkit::TestBroker::start().await;
+    let mut c = broker.raw(ProtocolVersion::V5).await;
+    let mut connect = Connect::new(ProtocolVersion::V5, "small-max");
+    connect.properties.push(Property::MaximumPacketSize(16));
+    c.connect(connect.clone()).await;
+    c.send(&Packet::Connect(Box::new(connect))).await;
+    let got = c.expect_closed().await;
+    let Some(Packet::Disconnect(d)) = got.first() else {
+        panic!("expected DISCONNECT, got {got:?}");
+    };
+    assert_eq!(d.reason_code, ReasonCode::PROTOCOL_ERROR);
+    assert!(d.properties.reason_string().is_none(), "{d:?}");
+    let len = Packet::Disconnect(d.clone())
+        .encoded_len(ProtocolVersion::V5)
+        .unwrap();
+    assert!(len <= 16, "DISCONNECT of {len} bytes");
+}
+
+/// [MQTT-3.2.2-19]: a refusing CONNACK leaves its Reason String out when it would exceed the
+/// client's Maximum Packet Size.
+#[tokio::test]
+async fn connack_reason_string_respects_maximum_packet_size() {
+    use midge_proto::{Connect, Packet, Property, ProtocolVersion, ReasonCode, TopicName, Will};
+    let mut config = midge_broker::Config::default();
+    config.retain.available = false;
+    let broker = midge_testkit::TestBroker::start_with(config).await;
+    let mut c = broker.raw(ProtocolVersion::V5).await;
+    let mut connect = Connect::new(ProtocolVersion::V5, "small-max-connack");
+    connect.properties.push(Property::MaximumPacketSize(8));
+    let mut will = Will::new(TopicName::new("w").unwrap(), "x");
+    will.retain = true;
+    connect.will = Some(will);
+    c.send(&Packet::Connect(Box::new(connect))).await;
+    let got = c.expect_closed().await;
+    let Some(Packet::ConnAck(ack)) = got.first() else {
+        panic!("expected CONNACK, got {got:?}");
+    };
+    assert_eq!(ack.reason_code, ReasonCode::RETAIN_NOT_SUPPORTED);
+    assert!(ack.properties.reason_string().is_none(), "{ack:?}");
+    let len = Packet::ConnAck(ack.clone())
+        .encoded_len(ProtocolVersion::V5)
+        .unwrap();
+    assert!(len <= 8, "CONNACK of {len} bytes");
+}

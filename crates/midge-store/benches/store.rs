@@ -159,7 +159,9 @@ fn footprint() {
         }
         let elapsed = start.elapsed();
         let bytes = store.size_bytes();
-        let record = midge_proto::Packet::Publish(message(1, &payload).publish);
+        let mut publish = message(1, &payload).publish;
+        publish.packet_id = midge_proto::PacketId::new(1);
+        let record = midge_proto::Packet::Publish(publish);
         let mut wire = bytes::BytesMut::new();
         record
             .encode(midge_proto::ProtocolVersion::V5, &mut wire)

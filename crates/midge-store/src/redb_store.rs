@@ -225,9 +225,34 @@ impl RedbStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let aside = path.with_extension(format!("redb.damaged-{stamp}"));
+        let with_suffix = |suffix: &str| {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        // Never overwrite an earlier damaged copy (two repairs within a second).
+        let mut aside = with_suffix(&format!(".damaged-{stamp}"));
+        let mut n = 1;
+        while aside.exists() {
+            aside = with_suffix(&format!(".damaged-{stamp}-{n}"));
+            n += 1;
+        }
         std::fs::rename(path, &aside).map_err(|e| io_error(path, &e))?;
-        let salvaged = catch_unwind(AssertUnwindSafe(|| salvage(&aside))).unwrap_or_default();
+        // Salvage from a scratch copy: opening a file makes redb recover it in place, and the
+        // copy kept for the operator must stay exactly as it was found.
+        let scratch = with_suffix(".salvage");
+        let salvaged = match std::fs::copy(&aside, &scratch) {
+            Ok(_) => {
+                let s = catch_unwind(AssertUnwindSafe(|| salvage(&scratch))).unwrap_or_default();
+                let _ = std::fs::remove_file(&scratch);
+                s
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&scratch);
+                tracing::warn!(error = %e, "no room for a scratch copy; salvaging from the damaged copy itself");
+                catch_unwind(AssertUnwindSafe(|| salvage(&aside))).unwrap_or_default()
+            }
+        };
         let fresh = RedbStore::open(options.clone())?;
         let mut ops = Vec::new();
         let mut kept_messages = HashSet::new();
@@ -293,61 +318,178 @@ fn open_database(options: &StoreOptions) -> Result<Database, StoreError> {
     }
 }
 
-/// Reads whatever can be read from a (possibly damaged) store, skipping bad records.
+/// Reads whatever can be read from a (possibly damaged) store, skipping what cannot: each
+/// table is read on its own, and where keys are numbers (message ids, queue positions, packet
+/// ids) a damaged page costs only the keys it holds, as reading resumes past it.
 fn salvage(path: &Path) -> Snapshot {
+    // Read-only opens first: they change nothing and need no repair when the file was closed
+    // cleanly (the second one does not even need the allocator state). Then a normal open,
+    // which repairs a file that was not closed cleanly, if the damage allows.
+    let read_only = |mode: redb::ConcurrencyMode| {
+        catch_unwind(AssertUnwindSafe(|| {
+            let db = Database::builder()
+                .set_concurrency_mode(mode)
+                .open_read_only(path)
+                .ok()?;
+            let txn = db.begin_read().ok()?;
+            Some(salvage_tables(&txn))
+        }))
+        .ok()
+        .flatten()
+    };
+    if let Some(snap) = read_only(redb::ConcurrencyMode::ExclusiveWriter) {
+        return snap;
+    }
+    if let Some(snap) = read_only(redb::ConcurrencyMode::SingleWriter) {
+        return snap;
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        let db = Database::builder().create(path).ok()?;
+        let txn = db.begin_read().ok()?;
+        Some(salvage_tables(&txn))
+    }))
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+fn salvage_tables(txn: &redb::ReadTransaction) -> Snapshot {
     let mut snap = Snapshot::default();
-    let Ok(db) = Database::builder().create(path) else {
-        return snap;
-    };
-    let Ok(txn) = db.begin_read() else {
-        return snap;
-    };
-    if let Ok(t) = txn.open_table(MESSAGES)
-        && let Ok(iter) = t.iter()
-    {
-        for (k, v) in iter.flatten() {
-            if let Ok(m) = codec::decode_message(v.value()) {
-                snap.messages.insert(k.value(), m);
+    if let Ok(t) = txn.open_table(MESSAGES) {
+        let found = read_around_damage(0, u64::MAX, |from, limit, out| {
+            let Ok(range) = t.range(from..) else {
+                return false;
+            };
+            for entry in range.take(limit) {
+                let Ok((k, v)) = entry else { return false };
+                if let Ok(m) = codec::decode_message(v.value()) {
+                    out.push((k.value(), m));
+                }
             }
+            true
+        });
+        snap.messages.extend(found);
+    }
+    if let Ok(t) = txn.open_table(SESSIONS) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let Ok(iter) = t.iter() else { return };
+            for entry in iter {
+                let Ok((k, v)) = entry else { return };
+                if let Ok(session) = codec::decode_session(v.value()) {
+                    snap.sessions.push(LoadedSession {
+                        client_id: k.value().to_owned(),
+                        session,
+                        deliveries: Vec::new(),
+                    });
+                }
+            }
+        }));
+    }
+    let deliveries = txn.open_table(DELIVERIES).ok();
+    let pubrels = txn.open_table(PUBRELS).ok();
+    for s in &mut snap.sessions {
+        let c = s.client_id.as_str();
+        if let Some(t) = &deliveries {
+            s.deliveries = read_around_damage(0, u64::MAX, |from, limit, out| {
+                let Ok(range) = t.range((c, from)..=(c, u64::MAX)) else {
+                    return false;
+                };
+                for entry in range.take(limit) {
+                    let Ok((k, v)) = entry else { return false };
+                    if let Ok(d) = codec::decode_delivery(v.value()) {
+                        out.push((k.value().1, d));
+                    }
+                }
+                true
+            });
+        }
+        if let Some(t) = &pubrels {
+            s.session.awaiting_pubrel =
+                read_around_damage(0, u64::from(u16::MAX), |from, limit, out| {
+                    let Ok(range) = t.range((c, from as u16)..=(c, u16::MAX)) else {
+                        return false;
+                    };
+                    for entry in range.take(limit) {
+                        let Ok((k, _)) = entry else { return false };
+                        let id = k.value().1;
+                        out.push((u64::from(id), id));
+                    }
+                    true
+                })
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
         }
     }
-    let mut deliveries: HashMap<String, Vec<(u64, crate::StoredDelivery)>> = HashMap::new();
-    if let Ok(t) = txn.open_table(DELIVERIES)
-        && let Ok(iter) = t.iter()
-    {
-        for (k, v) in iter.flatten() {
-            let (client, seq) = k.value();
-            if let Ok(d) = codec::decode_delivery(v.value()) {
-                deliveries
-                    .entry(client.to_owned())
-                    .or_default()
-                    .push((seq, d));
+    if let Ok(t) = txn.open_table(RETAINED) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let Ok(iter) = t.iter() else { return };
+            for entry in iter {
+                let Ok((k, v)) = entry else { return };
+                snap.retained.push((k.value().to_owned(), v.value()));
             }
-        }
-    }
-    if let Ok(t) = txn.open_table(SESSIONS)
-        && let Ok(iter) = t.iter()
-    {
-        for (k, v) in iter.flatten() {
-            if let Ok(session) = codec::decode_session(v.value()) {
-                let client_id = k.value().to_owned();
-                let deliveries = deliveries.remove(&client_id).unwrap_or_default();
-                snap.sessions.push(LoadedSession {
-                    client_id,
-                    session,
-                    deliveries,
-                });
-            }
-        }
-    }
-    if let Ok(t) = txn.open_table(RETAINED)
-        && let Ok(iter) = t.iter()
-    {
-        for (k, v) in iter.flatten() {
-            snap.retained.push((k.value().to_owned(), v.value()));
-        }
+        }));
     }
     snap
+}
+
+/// Collects, in key order, the entries with keys in `lo..=hi` that `read` can reach.
+/// `read(from, limit, out)` appends up to `limit` entries from key `from` on and returns whether
+/// it got them (or reached the end) without an error; it may also panic. After a failure,
+/// reading resumes at the smallest key past it from which the first entry can be read, found
+/// by doubling the distance and then bisecting.
+fn read_around_damage<T>(
+    lo: u64,
+    hi: u64,
+    read: impl Fn(u64, usize, &mut Vec<(u64, T)>) -> bool,
+) -> Vec<(u64, T)> {
+    let attempt = |from: u64, limit: usize, out: &mut Vec<(u64, T)>| {
+        catch_unwind(AssertUnwindSafe(|| read(from, limit, out))).unwrap_or(false)
+    };
+    let probe = |from: u64| attempt(from, 1, &mut Vec::new());
+    let mut out = Vec::new();
+    let mut from = lo;
+    loop {
+        let before = out.len();
+        if attempt(from, usize::MAX, &mut out) {
+            return out;
+        }
+        // Unreadable from just past the last entry read (or from `from` itself).
+        let bad = match out[before..].last() {
+            Some((k, _)) => k.saturating_add(1),
+            None => from,
+        };
+        if bad >= hi {
+            return out;
+        }
+        let mut failed = bad;
+        let mut good = None;
+        let mut step = 1u64;
+        loop {
+            let next = bad.saturating_add(step).min(hi);
+            if probe(next) {
+                good = Some(next);
+                break;
+            }
+            failed = next;
+            if next == hi {
+                break;
+            }
+            step = step.saturating_mul(2);
+        }
+        let Some(mut good) = good else {
+            return out;
+        };
+        while good - failed > 1 {
+            let mid = failed + (good - failed) / 2;
+            if probe(mid) {
+                good = mid;
+            } else {
+                failed = mid;
+            }
+        }
+        from = good;
+    }
 }
 
 impl crate::Store for RedbStore {

@@ -51,6 +51,7 @@ async fn next_packet<R: AsyncRead + Unpin>(
 
 async fn refuse<W: AsyncWrite + Unpin>(
     writer: &mut W,
+    client_max: u32,
     version: ProtocolVersion,
     code: ReasonCode,
     reason: Option<&str>,
@@ -59,6 +60,14 @@ async fn refuse<W: AsyncWrite + Unpin>(
     if let (Some(r), true) = (reason, version.is_v5()) {
         ack.properties
             .push(Property::ReasonString(ByteString::from(r)));
+        // The Reason String is left out if it would exceed the client's Maximum Packet Size
+        // ([MQTT-3.2.2-19]).
+        let fits = Packet::ConnAck(ack.clone())
+            .encoded_len(version)
+            .is_ok_and(|len| len <= client_max as usize);
+        if !fits {
+            ack.properties = Default::default();
+        }
     }
     // MQTT 3 has no CONNACK for some reasons: then the connection is just closed.
     if (version.is_v5() || code.to_v3_connack().is_some())
@@ -86,6 +95,8 @@ where
     W: AsyncWrite + Unpin,
 {
     let config = &shared.config;
+    // Until CONNECT is read, the client's Maximum Packet Size is unknown.
+    let client_max = u32::MAX;
     let deadline = tokio::time::Instant::now() + config.limits.connect_timeout();
     let connect: Box<Connect> = match next_packet(reader, rbuf, decoder, deadline).await {
         Ok(Packet::Connect(c)) => c,
@@ -98,6 +109,7 @@ where
                 | DecodeError::InvalidProtocolName { .. } => {
                     refuse(
                         writer,
+                        client_max,
                         ProtocolVersion::V3_1_1,
                         ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
                         None,
@@ -113,6 +125,7 @@ where
         Err(None) => return None,
     };
     let version = connect.protocol_version;
+    let client_max = connect.properties.maximum_packet_size().unwrap_or(u32::MAX);
     let v5 = version.is_v5();
 
     // Connection limit.
@@ -123,6 +136,7 @@ where
         tracing::warn!(%peer, max, "connection refused: max_connections reached");
         refuse(
             writer,
+            client_max,
             version,
             ReasonCode::QUOTA_EXCEEDED,
             Some("too many connections"),
@@ -143,6 +157,7 @@ where
         if !allowed {
             refuse(
                 writer,
+                client_max,
                 version,
                 ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
                 None,
@@ -175,6 +190,7 @@ where
     } else if max_ka != 0 && (keep_alive == 0 || keep_alive > max_ka) {
         refuse(
             writer,
+            client_max,
             version,
             ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
             None,
@@ -188,6 +204,7 @@ where
         if will.qos > config.mqtt.maximum_qos() {
             refuse(
                 writer,
+                client_max,
                 version,
                 ReasonCode::QOS_NOT_SUPPORTED,
                 Some("will QoS not supported"),
@@ -198,6 +215,7 @@ where
         if will.retain && !config.retain.available {
             refuse(
                 writer,
+                client_max,
                 version,
                 ReasonCode::RETAIN_NOT_SUPPORTED,
                 Some("retain not supported"),
@@ -225,12 +243,19 @@ where
             AuthDecision::Allow { data } => break data,
             AuthDecision::Deny(code) => {
                 tracing::info!(%peer, client_id = %client_id, reason = %code, "authentication failed");
-                refuse(writer, version, code, None).await;
+                refuse(writer, client_max, version, code, None).await;
                 return None;
             }
             AuthDecision::Continue { data } => {
                 let Some(m) = method.clone().filter(|_| v5) else {
-                    refuse(writer, version, ReasonCode::NOT_AUTHORIZED, None).await;
+                    refuse(
+                        writer,
+                        client_max,
+                        version,
+                        ReasonCode::NOT_AUTHORIZED,
+                        None,
+                    )
+                    .await;
                     return None;
                 };
                 let auth = Packet::Auth(Auth {
@@ -269,6 +294,7 @@ where
                     _ => {
                         refuse(
                             writer,
+                            client_max,
                             version,
                             ReasonCode::PROTOCOL_ERROR,
                             Some("expected AUTH"),

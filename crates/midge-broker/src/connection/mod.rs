@@ -402,6 +402,30 @@ impl Connection {
 
     /// Encodes a packet into the write buffer.
     fn send(&mut self, packet: &Packet) {
+        // Never exceed the client's Maximum Packet Size: a Reason String or User Property is
+        // left out rather than sent too large ([MQTT-3.1.2-24], [MQTT-3.1.2-25],
+        // [MQTT-3.14.2-3]). PUBLISH sizes are checked where messages are delivered.
+        if self.n.version.is_v5()
+            && !matches!(packet, Packet::Publish(_))
+            && packet
+                .encoded_len(self.n.version)
+                .is_ok_and(|len| len > self.n.client_max_packet_size as usize)
+        {
+            let mut slim = packet.clone();
+            if let Some(props) = packet_properties(&mut slim) {
+                props.retain(|p| {
+                    !matches!(
+                        p,
+                        midge_proto::Property::ReasonString(_)
+                            | midge_proto::Property::UserProperty(..)
+                    )
+                });
+            }
+            if let Err(e) = slim.encode(self.n.version, &mut self.wbuf) {
+                tracing::error!(client_id = %self.session.client_id, error = %e, "cannot encode packet");
+            }
+            return;
+        }
         if let Err(e) = packet.encode(self.n.version, &mut self.wbuf) {
             tracing::error!(client_id = %self.session.client_id, error = %e, "cannot encode packet");
         }
@@ -561,6 +585,21 @@ impl Connection {
             let _ = self.session.outgoing.restore(id, state, d);
         }
         self.shared.store_ops(ops);
+    }
+}
+
+/// The properties of a packet that has them.
+fn packet_properties(packet: &mut Packet) -> Option<&mut Properties> {
+    match packet {
+        Packet::ConnAck(p) => Some(&mut p.properties),
+        Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => {
+            Some(&mut p.properties)
+        }
+        Packet::SubAck(p) => Some(&mut p.properties),
+        Packet::UnsubAck(p) => Some(&mut p.properties),
+        Packet::Disconnect(p) => Some(&mut p.properties),
+        Packet::Auth(p) => Some(&mut p.properties),
+        _ => None,
     }
 }
 
