@@ -251,6 +251,12 @@ impl crate::broker::Shared {
         }
         let mut sessions = 0;
         let mut queued = 0;
+        // Sessions that expired while the broker was down, and the timers of the others, are
+        // handled once every session is back: a will published now must reach subscribers
+        // whose sessions come later in the store's order.
+        let mut expired = Vec::new();
+        let mut timers = Vec::new();
+        let now_instant = std::time::Instant::now();
         for loaded in snapshot.sessions {
             let client_id = ByteString::from(loaded.client_id.as_str());
             let record = loaded.session;
@@ -281,8 +287,7 @@ impl crate::broker::Shared {
             if expires_at_ms.is_some_and(|t| t <= now) {
                 // Expired while the broker was down: end it now (its will goes out).
                 tracing::info!(client_id = %client_id, "stored session expired during downtime");
-                session.mailbox.set_persistent(true);
-                self.end_session(session, None);
+                expired.push(session);
                 continue;
             }
             for sub in record.subscriptions {
@@ -336,7 +341,7 @@ impl crate::broker::Shared {
                 let Some(qos) = midge_proto::QoS::from_u8(d.qos) else {
                     continue;
                 };
-                session.mailbox.push_unbounded(Delivery {
+                let delivery = Delivery {
                     message: message.clone(),
                     qos,
                     retain: d.retain,
@@ -346,19 +351,46 @@ impl crate::broker::Shared {
                         filter: Arc::from(f.as_str()),
                     }),
                     seq: Some(seq),
-                });
+                };
                 queued += 1;
+                // A PUBLISH known to have been sent (recorded when its connection ended) is
+                // in flight again: resent first, with DUP and its identifier
+                // ([MQTT-4.4.0-1]). Expired ones go through the queue, which drops them.
+                let inflight = match d.state {
+                    midge_store::DeliveryState::AwaitingPubAck(id) => {
+                        Some((id, midge_proto::inflight::OutgoingState::AwaitingPubAck))
+                    }
+                    midge_store::DeliveryState::AwaitingPubRec(id) => {
+                        Some((id, midge_proto::inflight::OutgoingState::AwaitingPubRec))
+                    }
+                    _ => None,
+                };
+                if let Some((Some(pid), state)) =
+                    inflight.map(|(id, state)| (PacketId::new(id), state))
+                    && !message.is_expired(now_instant)
+                    && !session.outgoing.contains(pid)
+                {
+                    let _ = session.outgoing.restore(pid, state, Some(delivery));
+                    continue;
+                }
+                session.mailbox.push_unbounded(delivery);
             }
             session.mailbox.set_next_seq(next_seq);
             let will_at = session.pending_will.as_ref().map(|w| w.at);
             let generation = self.registry.insert_offline(client_id.clone(), session);
-            self.watch_offline(
+            timers.push((
                 client_id,
                 generation,
                 will_at,
                 expires_at_ms.map(ms_to_instant),
-            );
+            ));
             sessions += 1;
+        }
+        for session in expired {
+            self.end_session(session, None);
+        }
+        for (client_id, generation, will_at, expires_at) in timers {
+            self.watch_offline(client_id, generation, will_at, expires_at);
         }
         (sessions, queued, retained_count)
     }

@@ -159,6 +159,12 @@ fn footprint() {
         }
         let elapsed = start.elapsed();
         let bytes = store.size_bytes();
+        let allocated = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(StoreOptions::in_dir(dir.path()).path)
+                .map(|m| m.blocks() * 512)
+                .unwrap_or(0)
+        };
         let mut publish = message(1, &payload).publish;
         publish.packet_id = midge_proto::PacketId::new(1);
         let record = midge_proto::Packet::Publish(publish);
@@ -168,8 +174,8 @@ fn footprint() {
             .unwrap();
         eprintln!(
             "footprint {label}: {N} queued messages ({} B PUBLISH each) in {bytes} bytes \
-             ({empty} empty): {:.0} bytes per queued message; written in {:.2} s \
-             ({:.0} messages/s in synced batches of 256)",
+             ({allocated} allocated, {empty} when empty): {:.0} bytes per queued message; \
+             written in {:.2} s ({:.0} messages/s in synced batches of 256)",
             wire.len(),
             (bytes - empty) as f64 / N as f64,
             elapsed.as_secs_f64(),

@@ -42,7 +42,8 @@ async fn next_packet<R: AsyncRead + Unpin>(
             Ok(None) => {}
             Err(e) => return Err(Some(e)),
         }
-        match tokio::time::timeout_at(deadline, read_some(reader, rbuf)).await {
+        let mut hint = super::MIN_READ;
+        match tokio::time::timeout_at(deadline, read_some(reader, rbuf, &mut hint)).await {
             Ok(Ok(n)) if n > 0 => {}
             _ => return Err(None),
         }

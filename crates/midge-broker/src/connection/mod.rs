@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use midge_proto::inflight::OutgoingState;
 use midge_proto::{
     ByteString, DecodeError, Decoder, Disconnect, Packet, Properties, Property, ProtocolVersion,
     ReasonCode, TopicName,
@@ -170,6 +171,7 @@ impl Connection {
         let drain_below = max_wbuf / 2;
         let keep_alive = self.n.keep_alive;
         let mut deadline = keep_alive_deadline(keep_alive);
+        let mut read_hint = MIN_READ;
         let mailbox = self.session.mailbox.clone();
         // Resend what the session had in flight, then what waited in its queue.
         self.resend_inflight();
@@ -204,7 +206,7 @@ impl Connection {
                             self.shared.stats.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
                             if self.wbuf.is_empty() {
                                 // Release the buffer of an idle connection.
-                                if self.wbuf.capacity() > 16 * 1024 {
+                                if self.wbuf.capacity() > MIN_READ * 2 {
                                     self.wbuf = BytesMut::new();
                                 }
                                 let _ = writer.flush().await;
@@ -212,7 +214,7 @@ impl Connection {
                         }
                     }
                 }
-                res = read_some(reader, rbuf), if self.wbuf.len() < max_wbuf => {
+                res = read_some(reader, rbuf, &mut read_hint), if self.wbuf.len() < max_wbuf => {
                     match res {
                         Ok(0) | Err(_) => return End::Closed,
                         Ok(n) => {
@@ -229,7 +231,8 @@ impl Connection {
                                     Err(e) => return decode_failure(&e),
                                 }
                             }
-                            if rbuf.is_empty() && rbuf.capacity() > 16 * 1024 {
+                            if rbuf.is_empty() && rbuf.capacity() > read_hint.max(MIN_READ) * 2 {
+                                // Give back what a burst grew; the next read reserves anew.
                                 *rbuf = BytesMut::new();
                             }
                         }
@@ -522,11 +525,31 @@ impl Connection {
         }
         let mut session = session;
         session.offline_since_ms = Some(crate::persist::now_ms());
-        if shared.store.is_some() && session.mailbox.is_persistent() {
-            shared.store_ops(vec![midge_store::Op::PutSession {
+        if let Some(store) = &shared.store
+            && session.mailbox.is_persistent()
+        {
+            let mut ops = vec![midge_store::Op::PutSession {
                 client_id: client_id.to_string(),
                 session: crate::persist::session_record(&session),
-            }]);
+            }];
+            // Record which stored deliveries were sent, so that after a restart they are
+            // resent with DUP 1 ([MQTT-3.3.1-1]); their identifiers are already fixed by
+            // their queue positions.
+            for (id, state, delivery) in session.outgoing.iter() {
+                let state = match state {
+                    OutgoingState::AwaitingPubAck => {
+                        midge_store::DeliveryState::AwaitingPubAck(id.get())
+                    }
+                    OutgoingState::AwaitingPubRec => {
+                        midge_store::DeliveryState::AwaitingPubRec(id.get())
+                    }
+                    OutgoingState::AwaitingPubComp => continue,
+                };
+                if let Some(delivery) = delivery {
+                    store.put_delivery(&client_id, delivery, state, &mut ops);
+                }
+            }
+            shared.store_ops(ops);
         }
         let will_at = session.pending_will.as_ref().map(|w| w.at);
         let expiry = session.expiry_interval;
@@ -623,15 +646,33 @@ fn keep_alive_deadline(keep_alive: Duration) -> Instant {
     }
 }
 
-/// Reads whatever is available, growing the buffer only while data flows.
+/// Smallest read buffer: what an idle connection holds while it waits for data.
+const MIN_READ: usize = 512;
+/// Largest read buffer reserved at once.
+const MAX_READ: usize = 64 * 1024;
+
+/// Reads whatever is available. `hint` adapts the buffer to the traffic: it doubles while
+/// reads fill the space offered and shrinks when they do not, so a busy connection reads in
+/// large chunks and an idle one holds only [`MIN_READ`] bytes.
 async fn read_some<R: AsyncRead + Unpin>(
     reader: &mut R,
     rbuf: &mut BytesMut,
+    hint: &mut usize,
 ) -> std::io::Result<usize> {
-    if rbuf.capacity() - rbuf.len() < 1024 {
-        rbuf.reserve(4096);
+    let want = (*hint).clamp(MIN_READ, MAX_READ);
+    if rbuf.capacity() - rbuf.len() < want / 2 {
+        rbuf.reserve(want);
     }
-    reader.read_buf(rbuf).await
+    let space = rbuf.capacity() - rbuf.len();
+    let n = reader.read_buf(rbuf).await?;
+    *hint = if n >= space {
+        want * 2
+    } else if n < want / 4 {
+        want / 2
+    } else {
+        want
+    };
+    Ok(n)
 }
 
 fn decode_failure(e: &DecodeError) -> End {

@@ -231,10 +231,15 @@ impl Connection {
     }
 
     pub(super) fn on_pubrel(&mut self, ack: PublishAck) -> Option<End> {
+        let mut ticket = None;
         let reason = match self.session.incoming.on_pubrel(ack.packet_id) {
             Ok(()) => {
                 if self.shared.store.is_some() && self.session.mailbox.is_persistent() {
-                    self.shared.store_ops(vec![midge_store::Op::DeletePubRel {
+                    // PUBCOMP waits for the identifier to be released on disk: once the client
+                    // has PUBCOMP it may reuse the identifier for a new message, which a
+                    // restarted broker still holding the old state would take for a
+                    // duplicate and drop ([MQTT-4.3.3-12]).
+                    ticket = self.shared.store_ops(vec![midge_store::Op::DeletePubRel {
                         client_id: self.session.client_id.to_string(),
                         packet_id: ack.packet_id.get(),
                     }]);
@@ -246,7 +251,7 @@ impl Connection {
         };
         self.ack(
             Packet::PubComp(PublishAck::with_reason(ack.packet_id, reason)),
-            None,
+            ticket,
             OnFailure::Send,
         );
         None
