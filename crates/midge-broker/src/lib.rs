@@ -33,6 +33,7 @@ mod persist;
 pub mod retain_tree;
 mod server;
 mod session;
+mod small_map;
 pub mod stats;
 
 pub use auth::{AllowAnonymous, AuthDecision, AuthRequest, Authenticator};
