@@ -30,7 +30,7 @@
 //! | module | what |
 //! |---|---|
 //! | `client` | the [`Client`] handle and [`PublishHandle`] |
-//! | `options` | [`ConnectOptions`], [`ReconnectOptions`] |
+//! | `options` | [`ConnectOptions`], [`ReconnectOptions`], [`PacketDirection`] |
 //! | `message` | [`Message`], [`PublishOutcome`] |
 //! | `event` | [`Event`], [`Events`] |
 //! | `transport` | [`TransportConfig`], [`Connector`], [`AsyncStream`] |
@@ -77,12 +77,12 @@ pub use client::{Client, PublishHandle};
 pub use error::ClientError;
 pub use event::{Event, Events};
 pub use message::{Message, PublishOutcome};
-pub use options::{ConnectOptions, ReconnectOptions};
+pub use options::{ConnectOptions, PacketDirection, ReconnectOptions};
 pub use transport::{AsyncStream, BoxStream, ConnectFuture, Connector, TransportConfig};
 
 /// Re-exported from [`midge_proto`] so applications need not depend on it directly.
 pub use midge_proto::{
-    ByteString, ConnAck, PacketId, PacketType, Properties, Property, ProtocolVersion, QoS,
+    ByteString, ConnAck, Packet, PacketId, PacketType, Properties, Property, ProtocolVersion, QoS,
     ReasonCode, RetainHandling, SubAck, SubscribeFilter, SubscriptionOptions, TopicError,
     TopicFilter, TopicName, UnsubAck, Will,
 };

@@ -29,6 +29,9 @@ pub struct Message {
     /// DUP: the server may have sent this message before (received messages only; ignored
     /// when publishing).
     pub dup: bool,
+    /// The Packet Identifier the server delivered it with (received QoS 1 and 2 messages
+    /// only; ignored when publishing, where the client allocates one).
+    pub packet_id: Option<PacketId>,
     /// MQTT 5 properties.
     pub properties: Properties,
 }
@@ -42,6 +45,7 @@ impl Message {
             qos: QoS::AtMostOnce,
             retain: false,
             dup: false,
+            packet_id: None,
             properties: Properties::new(),
         }
     }
@@ -111,6 +115,7 @@ impl Message {
             qos: p.qos,
             retain: p.retain,
             dup: p.dup,
+            packet_id: p.packet_id,
             properties: p.properties,
         }
     }
@@ -136,6 +141,7 @@ impl fmt::Debug for Message {
             .field("qos", &self.qos)
             .field("retain", &self.retain)
             .field("dup", &self.dup)
+            .field("packet_id", &self.packet_id)
             .field("properties", &self.properties)
             .finish()
     }

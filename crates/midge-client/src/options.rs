@@ -1,9 +1,11 @@
 //! Connection options: what goes into CONNECT, and how the client behaves around it.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use midge_proto::{ByteString, Properties, Property, ProtocolVersion, Will};
+use midge_proto::{ByteString, Packet, Properties, Property, ProtocolVersion, Will};
 
 use crate::transport::TransportConfig;
 
@@ -44,6 +46,35 @@ pub struct ConnectOptions {
     pub(crate) max_inflight: u16,
     pub(crate) max_queued: usize,
     pub(crate) event_capacity: usize,
+    pub(crate) observer: Option<PacketObserver>,
+}
+
+/// Which way a packet went, as told to a [`ConnectOptions::packet_observer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketDirection {
+    /// Written to the server (appended to the write buffer).
+    Sent,
+    /// Decoded from the server's bytes, before the client acts on it.
+    Received,
+}
+
+/// The function behind [`ConnectOptions::packet_observer`].
+type ObserverFn = dyn Fn(PacketDirection, &Packet) + Send + Sync;
+
+/// A shared [`ObserverFn`].
+#[derive(Clone)]
+pub(crate) struct PacketObserver(Arc<ObserverFn>);
+
+impl PacketObserver {
+    pub(crate) fn observe(&self, direction: PacketDirection, packet: &Packet) {
+        (self.0)(direction, packet);
+    }
+}
+
+impl fmt::Debug for PacketObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PacketObserver")
+    }
 }
 
 impl ConnectOptions {
@@ -67,6 +98,7 @@ impl ConnectOptions {
             max_inflight: u16::MAX,
             max_queued: 1000,
             event_capacity: 1000,
+            observer: None,
         }
     }
 
@@ -247,6 +279,18 @@ impl ConnectOptions {
     /// application catches up. Default 1000.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Calls `observer` with every packet the client sends or receives, on every connection,
+    /// CONNECT and CONNACK included: for debugging output such as `midge sub -d`, which prints
+    /// one line per packet as `mosquitto_sub -d` does. It runs on the connection task, so it
+    /// must be quick.
+    pub fn packet_observer(
+        mut self,
+        observer: impl Fn(PacketDirection, &Packet) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(PacketObserver(Arc::new(observer)));
         self
     }
 

@@ -506,3 +506,48 @@ async fn publish_nowait_keeps_many_in_flight() {
         .expect("all delivered")
         .expect("reader");
 }
+
+/// The packet observer sees every packet both ways, CONNECT and CONNACK included, in order;
+/// received messages carry the Packet Identifier they were delivered with.
+#[tokio::test]
+async fn packet_observer_and_packet_ids() {
+    use std::sync::{Arc, Mutex};
+
+    use midge_client::{Packet, PacketDirection, PacketType};
+
+    let broker = TestBroker::start().await;
+    let seen: Arc<Mutex<Vec<(PacketDirection, PacketType)>>> = Arc::default();
+    let log = seen.clone();
+    let observed = options(broker.addr, V311, "observed").packet_observer(move |d, p: &Packet| {
+        log.lock().expect("lock").push((d, p.packet_type()));
+    });
+    let (client, mut events) = ok(Client::connect(observed).await);
+    assert_eq!(
+        ok(client.subscribe("obs/#", QoS::AtLeastOnce).await),
+        QoS::AtLeastOnce
+    );
+    ok(client.publish("obs/x", QoS::AtLeastOnce, false, "m").await);
+    let m = next_message(&mut events).await;
+    assert!(m.packet_id.is_some());
+    ok(client.disconnect().await);
+    use PacketDirection::{Received, Sent};
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        &seen[..4],
+        &[
+            (Sent, PacketType::Connect),
+            (Received, PacketType::ConnAck),
+            (Sent, PacketType::Subscribe),
+            (Received, PacketType::SubAck),
+        ]
+    );
+    for expected in [
+        (Sent, PacketType::Publish),
+        (Received, PacketType::Publish),
+        (Sent, PacketType::PubAck),
+        (Received, PacketType::PubAck),
+    ] {
+        assert!(seen.contains(&expected), "{expected:?} not in {seen:?}");
+    }
+    assert_eq!(seen.last(), Some(&(Sent, PacketType::Disconnect)));
+}

@@ -9,7 +9,7 @@ use midge_proto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::ClientError;
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, PacketDirection};
 use crate::transport::BoxStream;
 
 /// A connection whose CONNACK accepted us.
@@ -78,7 +78,11 @@ async fn handshake(
         username: options.username.clone(),
         password: options.password.clone(),
     };
-    let bytes = Packet::from(connect).to_bytes(version)?;
+    let packet = Packet::from(connect);
+    let bytes = packet.to_bytes(version)?;
+    if let Some(observer) = &options.observer {
+        observer.observe(PacketDirection::Sent, &packet);
+    }
     stream.write_all(&bytes).await?;
     stream.flush().await?;
 
@@ -86,6 +90,9 @@ async fn handshake(
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         if let Some(packet) = decoder.decode(&mut buf)? {
+            if let Some(observer) = &options.observer {
+                observer.observe(PacketDirection::Received, &packet);
+            }
             return match packet {
                 Packet::ConnAck(connack) if connack.reason_code.is_error() => {
                     Err(ClientError::Refused {

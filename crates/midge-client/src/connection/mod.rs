@@ -29,7 +29,7 @@ use tokio::time::{Instant, Sleep};
 use crate::client::{Command, Reply};
 use crate::error::ClientError;
 use crate::event::Event;
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, PacketDirection};
 use crate::transport::BoxStream;
 use handshake::Established;
 use out::Out;
@@ -446,6 +446,7 @@ impl Task {
             far,
             close_deadline: None,
         };
+        conn.out.observer = options.observer.clone();
         self.input_pending = !conn.rbuf.is_empty();
         self.session.resume(&connack, &mut conn.out);
         self.status.send_replace(Arc::new(Status {
@@ -465,6 +466,9 @@ impl Task {
             return Ok(());
         };
         while let Some(packet) = conn.decoder.decode(&mut conn.rbuf)? {
+            if let Some(observer) = &self.options.observer {
+                observer.observe(PacketDirection::Received, &packet);
+            }
             match packet {
                 Packet::PingResp => conn.ping_sent = None,
                 Packet::Disconnect(d) => {

@@ -8,6 +8,7 @@ use midge_proto::{EncodeError, Packet, ProtocolVersion};
 use crate::client::Reply;
 use crate::error::ClientError;
 use crate::message::PublishOutcome;
+use crate::options::{PacketDirection, PacketObserver};
 
 /// Stop moving queued publishes into the write buffer beyond this many bytes; the rest follow
 /// as the socket drains, so memory stays bounded however fast the application publishes.
@@ -24,6 +25,8 @@ pub(crate) struct Out {
     written: u64,
     /// QoS 0 publishes to confirm once `written` reaches their end offset.
     qos0: VecDeque<(u64, Reply<PublishOutcome>)>,
+    /// Told of every packet appended.
+    pub(crate) observer: Option<PacketObserver>,
 }
 
 impl Out {
@@ -34,6 +37,7 @@ impl Out {
             appended: 0,
             written: 0,
             qos0: VecDeque::new(),
+            observer: None,
         }
     }
 
@@ -43,6 +47,9 @@ impl Out {
         packet.encode(self.version, &mut self.wbuf)?;
         let len = self.wbuf.len() - before;
         self.appended += len as u64;
+        if let Some(observer) = &self.observer {
+            observer.observe(PacketDirection::Sent, packet);
+        }
         Ok(len)
     }
 

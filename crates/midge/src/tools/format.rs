@@ -14,9 +14,6 @@
 //! `%J` and `%U`, and once for all `@` conversions); padding longer than [`MAX_PAD`] bytes is
 //! cut to that length (mosquitto would print gigabytes for `%99999999999p`).
 
-// wired by midge sub/rr
-#![allow(dead_code)]
-
 #[path = "format/clock.rs"]
 mod clock;
 #[path = "format/json.rs"]
@@ -125,9 +122,15 @@ impl Format {
     /// Parses a `-F` string. Errors are mosquitto's messages (without the trailing newline);
     /// mosquitto prints the message, then "\nUse 'mosquitto_sub --help' to see usage.\n", and
     /// exits with status 1.
+    #[allow(dead_code)] // the binary parses bytes; tests/format_vs_mosquitto.rs uses this
     pub(crate) fn parse(s: &str) -> Result<Format, String> {
+        Format::parse_bytes(s.as_bytes())
+    }
+
+    /// [`Format::parse`] for a command-line argument that need not be UTF-8 (the bytes of its
+    /// literal parts are printed as given).
+    pub(crate) fn parse_bytes(s: &[u8]) -> Result<Format, String> {
         // mosquitto sees a C string: anything after a NUL does not exist.
-        let s = s.as_bytes();
         let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
         check(s)?;
         Ok(Format {
@@ -151,6 +154,7 @@ impl Format {
     }
 
     /// Replaces the time zone (by default the one `TZ` selects, as for `localtime()`).
+    #[allow(dead_code)] // tests/format_vs_mosquitto.rs renders with a given zone
     pub(crate) fn with_time_zone(mut self, zone: TimeZone) -> Format {
         self.zone = zone;
         self
