@@ -57,6 +57,13 @@ pub(crate) struct Published {
     pub(crate) ticket: Option<Ticket>,
 }
 
+/// A delivery on its way into a session's mailbox (see [`Shared::route`]).
+#[derive(Debug)]
+pub(crate) struct Routed {
+    mailbox: Arc<Mailbox>,
+    delivery: Delivery,
+}
+
 struct Target {
     mailbox: Arc<Mailbox>,
     qos: QoS,
@@ -131,17 +138,22 @@ impl Shared {
                 }
             }
         }
-        let matched = self.route(&message, &mut ops);
-        Published {
-            matched,
-            ticket: self.store_ops(ops),
-        }
+        let pending = self.route(&message, &mut ops);
+        // The stored copies are submitted before any subscriber can see the deliveries: the
+        // subscriber's own writes about a delivery (PUBREL sent, acknowledged) must reach the
+        // store after the write that creates it, or a late "queued" record would resurrect a
+        // completed delivery, which a restart would then send again.
+        let ticket = self.store_ops(ops);
+        let matched = self.push_routed(pending, ticket);
+        Published { matched, ticket }
     }
 
-    /// Delivers a message to every matching subscription: one delivery per session for
-    /// overlapping subscriptions, with the highest QoS and every Subscription Identifier
-    /// (`[MQTT-3.3.4-2]`, `[MQTT-3.3.4-3]`); one member per shared group.
-    pub(crate) fn route(&self, message: &Arc<Message>, ops: &mut Vec<Op>) -> usize {
+    /// Finds who receives a message: one delivery per session for overlapping subscriptions,
+    /// with the highest QoS and every Subscription Identifier (`[MQTT-3.3.4-2]`,
+    /// `[MQTT-3.3.4-3]`); one member per shared group. Deliveries a persistent session's
+    /// stored queue must hold get their queue position and a `PutDelivery` in `ops`; the
+    /// caller submits `ops`, then hands the result to [`Shared::push_routed`].
+    pub(crate) fn route(&self, message: &Arc<Message>, ops: &mut Vec<Op>) -> Vec<Routed> {
         let mut targets: SmallVec<[Target; 8]> = SmallVec::new();
         let origin = message.origin.as_ref();
         self.index.for_each_match(&message.topic, |m| match m {
@@ -159,7 +171,7 @@ impl Shared {
             }
         });
         if targets.is_empty() {
-            return 0;
+            return Vec::new();
         }
         // Merge overlapping direct subscriptions of one session.
         targets.sort_by_key(|t| (t.shared.is_some(), Arc::as_ptr(&t.mailbox) as usize));
@@ -178,8 +190,7 @@ impl Shared {
                 _ => merged.push(t),
             }
         }
-        let mut delivered = 0;
-        let mut evicted = Vec::new();
+        let mut routed = Vec::with_capacity(merged.len());
         for t in merged {
             let mailbox = t.mailbox;
             let mut delivery = Delivery {
@@ -189,40 +200,68 @@ impl Shared {
                 subscription_ids: t.ids,
                 shared: t.shared,
                 seq: None,
+                commit: None,
             };
             // A persistent session's queue is mirrored in the store: QoS 1/2 always, QoS 0
-            // only while it waits offline.
+            // only while it waits offline (and only if offline QoS 0 is queued at all).
             let stored = self.store.is_some()
                 && mailbox.is_persistent()
-                && (delivery.qos != QoS::AtMostOnce || !mailbox.is_online());
-            if stored {
+                && (delivery.qos != QoS::AtMostOnce
+                    || (!mailbox.is_online() && self.queue_limits.queues_qos0_offline()));
+            if let (Some(store), true) = (&self.store, stored) {
                 delivery.seq = Some(mailbox.next_seq());
+                store.put_delivery(&mailbox.client_id, &delivery, DeliveryState::Queued, ops);
             }
-            let record = stored.then(|| delivery.clone());
+            routed.push(Routed { mailbox, delivery });
+        }
+        routed
+    }
+
+    /// Queues routed deliveries (after their stored copies were submitted in the batch
+    /// `ticket`) and returns how many sessions matched. Stored copies of deliveries that were
+    /// not queued after all (queue full, session gone) and of older ones evicted for them are
+    /// deleted.
+    pub(crate) fn push_routed(&self, routed: Vec<Routed>, ticket: Option<Ticket>) -> usize {
+        let mut delivered = 0;
+        let mut evicted = Vec::new();
+        let mut ops = Vec::new();
+        for Routed {
+            mailbox,
+            mut delivery,
+        } in routed
+        {
+            let seq = delivery.seq;
+            if seq.is_some() && delivery.qos == QoS::ExactlyOnce {
+                delivery.commit = ticket;
+            }
             let pushed = mailbox.push(delivery, &self.stats, &mut evicted);
-            if let (Some(store), Some(record), Pushed::Queued | Pushed::Dropped) =
-                (&self.store, &record, pushed)
+            let forget = match pushed {
+                Pushed::Queued | Pushed::QueuedDroppingOldest => None,
+                Pushed::Dropped | Pushed::SkippedOffline | Pushed::Closed => seq,
+            };
+            for seq in forget
+                .into_iter()
+                .chain(evicted.drain(..).filter_map(|d| d.seq))
             {
-                store.put_delivery(&mailbox.client_id, record, DeliveryState::Queued, ops);
-            }
-            for old in evicted.drain(..) {
-                if let Some(seq) = old.seq {
-                    ops.push(Op::DeleteDelivery {
-                        client_id: mailbox.client_id.to_string(),
-                        seq,
-                    });
-                }
+                ops.push(Op::DeleteDelivery {
+                    client_id: mailbox.client_id.to_string(),
+                    seq,
+                });
             }
             // An offline session's subscription still matches even when its QoS 0 copy is
             // not queued: only a message that matched nobody is "No matching subscribers"
             // (MQTT 5.0 §3.4.2.1).
             if matches!(
                 pushed,
-                Pushed::Queued | Pushed::Dropped | Pushed::SkippedOffline
+                Pushed::Queued
+                    | Pushed::QueuedDroppingOldest
+                    | Pushed::Dropped
+                    | Pushed::SkippedOffline
             ) {
                 delivered += 1;
             }
         }
+        self.store_ops(ops);
         delivered
     }
 
@@ -322,18 +361,32 @@ impl Shared {
                 if let Some(store) = &self.store
                     && mailbox.is_persistent()
                 {
+                    // Submitted before the new member can see the delivery (see `publish`).
                     delivery.seq = Some(mailbox.next_seq());
-                    store.put_delivery(&mailbox.client_id, &delivery, DeliveryState::Queued, ops);
+                    let mut put = Vec::new();
+                    store.put_delivery(
+                        &mailbox.client_id,
+                        &delivery,
+                        DeliveryState::Queued,
+                        &mut put,
+                    );
+                    self.store_ops(put);
                 }
+                let seq = delivery.seq;
                 let mut evicted = Vec::new();
-                mailbox.push(delivery, &self.stats, &mut evicted);
-                for old in evicted {
-                    if let Some(seq) = old.seq {
-                        ops.push(Op::DeleteDelivery {
-                            client_id: mailbox.client_id.to_string(),
-                            seq,
-                        });
-                    }
+                let pushed = mailbox.push(delivery, &self.stats, &mut evicted);
+                let forget = match pushed {
+                    Pushed::Queued | Pushed::QueuedDroppingOldest => None,
+                    Pushed::Dropped | Pushed::SkippedOffline | Pushed::Closed => seq,
+                };
+                for seq in forget
+                    .into_iter()
+                    .chain(evicted.into_iter().filter_map(|d| d.seq))
+                {
+                    ops.push(Op::DeleteDelivery {
+                        client_id: mailbox.client_id.to_string(),
+                        seq,
+                    });
                 }
                 true
             }

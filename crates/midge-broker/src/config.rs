@@ -238,8 +238,10 @@ pub struct StoreConfig {
     pub data_dir: std::path::PathBuf,
     /// Page cache of the storage engine, in MiB.
     pub cache_mb: usize,
-    /// Largest store size in bytes; beyond it new persistent messages are refused with Quota
-    /// exceeded (0x97). 0 means no limit.
+    /// Largest size of the stored messages and queue entries, in bytes; beyond it new
+    /// persistent messages are refused with Quota exceeded (0x97) (MQTT 3.1.1 clients are
+    /// disconnected) until consumed messages free room. The store file is larger than this
+    /// (indexes, and space the engine keeps for reuse). 0 means no limit.
     pub max_store_bytes: u64,
 }
 

@@ -34,6 +34,11 @@ impl QueueLimits {
             queue_qos0_offline: limits.queue_qos0_messages,
         }
     }
+
+    /// Whether QoS 0 messages are queued for offline sessions.
+    pub(crate) fn queues_qos0_offline(&self) -> bool {
+        self.queue_qos0_offline
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +55,9 @@ pub(crate) enum Pushed {
     Queued,
     /// Not queued: the session is offline and the message is QoS 0.
     SkippedOffline,
-    /// Not queued (or an older message was dropped for it): the queue was full.
+    /// Queued, and older messages were dropped to make room (they are in `evicted`).
+    QueuedDroppingOldest,
+    /// Not queued: the queue was full.
     Dropped,
     /// The session has ended.
     Closed,
@@ -176,7 +183,7 @@ impl Mailbox {
                             break;
                         };
                         state.bytes -= old.message.size();
-                        outcome = Pushed::Dropped;
+                        outcome = Pushed::QueuedDroppingOldest;
                         evicted.push(old);
                         self.count_drop(stats, "queue full, oldest message dropped");
                     }

@@ -113,4 +113,10 @@ pub struct Delivery {
     pub shared: Option<SharedOrigin>,
     /// Position in the session's stored queue, when the delivery is persisted.
     pub seq: Option<u64>,
+    /// The store commit that holds this delivery's stored copy (and the publisher's QoS 2
+    /// state), when it had not completed as the delivery was queued. A QoS 2 delivery is not
+    /// sent before it completes: a receiver that hands messages on at PUBLISH (method B)
+    /// would otherwise see the message twice if the broker crashed before the commit and the
+    /// publisher resent it.
+    pub commit: Option<midge_store::Ticket>,
 }

@@ -24,12 +24,19 @@ use midge_store::{
 use crate::message::{Delivery, Message};
 use crate::session::Session;
 
+/// While the store is full, one persistent message is let through this often: its commit is
+/// how the broker learns that space has returned (a disk that fills up says nothing when it
+/// empties again).
+const FULL_PROBE_INTERVAL_MS: u64 = 500;
+
 /// The broker's handle on the store.
 #[derive(Debug)]
 pub(crate) struct Persistence {
     pub(crate) writer: Writer,
     next_message_id: AtomicU64,
     max_store_bytes: u64,
+    /// When the last message was let through as a probe while full (ms since the epoch).
+    last_probe_ms: AtomicU64,
 }
 
 impl Persistence {
@@ -38,6 +45,7 @@ impl Persistence {
             writer,
             next_message_id: AtomicU64::new(first_message_id.max(1)),
             max_store_bytes,
+            last_probe_ms: AtomicU64::new(0),
         }
     }
 
@@ -46,12 +54,27 @@ impl Persistence {
         (!ops.is_empty()).then(|| self.writer.submit(ops))
     }
 
-    /// Whether new persistent messages must be refused (disk full, or the configured size
-    /// limit reached).
+    /// Whether new persistent messages must be refused: the stored messages reached the
+    /// configured size limit (until consumed ones free room), or the disk is full (the last
+    /// commit failed for lack of space). A full disk says nothing when space returns, so
+    /// every [`FULL_PROBE_INTERVAL_MS`] one message is let through: if its commit succeeds,
+    /// the store takes messages again.
     pub(crate) fn is_full(&self) -> bool {
         let status = self.writer.status();
-        status.out_of_space
-            || (self.max_store_bytes != 0 && status.store_bytes >= self.max_store_bytes)
+        if self.max_store_bytes != 0 && status.live_bytes >= self.max_store_bytes {
+            return true;
+        }
+        if !status.out_of_space {
+            return false;
+        }
+        let now = now_ms();
+        let last = self.last_probe_ms.load(Ordering::Acquire);
+        let probe = now.saturating_sub(last) >= FULL_PROBE_INTERVAL_MS
+            && self
+                .last_probe_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        !probe
     }
 
     /// The store id of `message`, adding a `PutMessage` to `ops` the first time.
@@ -351,6 +374,7 @@ impl crate::broker::Shared {
                         filter: Arc::from(f.as_str()),
                     }),
                     seq: Some(seq),
+                    commit: None,
                 };
                 queued += 1;
                 // A PUBLISH known to have been sent (recorded when its connection ended) is

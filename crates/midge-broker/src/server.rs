@@ -48,15 +48,19 @@ impl Server {
             Some((p, s)) => (Some(p), Some(s)),
             None => (None, None),
         };
+        let read = started.elapsed();
         let shared = Arc::new(Shared::new(config, authenticator, persistence));
         if let Some(snapshot) = snapshot {
             let (sessions, queued, retained) = shared.recover(snapshot);
+            let elapsed = started.elapsed();
             tracing::info!(
                 path = %shared.config.store.data_dir.display(),
                 sessions,
                 queued,
                 retained,
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_ms = elapsed.as_millis() as u64,
+                read_ms = read.as_millis() as u64,
+                rebuild_ms = (elapsed - read).as_millis() as u64,
                 "store recovered"
             );
         }
@@ -103,7 +107,18 @@ impl Server {
         // Commit what the connections wrote while closing, then release the store file.
         if let Some(store) = &self.shared.store {
             let writer = store.writer.clone();
+            let status = writer.clone();
             let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+            let status = status.status();
+            tracing::info!(
+                commits = status.commits,
+                ops = status.ops,
+                ops_per_commit = status.ops / status.commits.max(1),
+                commit_ms_total = status.commit_micros / 1000,
+                commit_us_avg = status.commit_micros / status.commits.max(1),
+                store_bytes = status.store_bytes,
+                "store writer stopped"
+            );
         }
     }
 }

@@ -21,7 +21,10 @@ const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion
 
 /// A broker whose store lives in `dir` (kept by the test across restarts).
 async fn start(dir: &Path) -> TestBroker {
-    let mut config = Config::default();
+    start_with(dir, Config::default()).await
+}
+
+async fn start_with(dir: &Path, mut config: Config) -> TestBroker {
     config.store.data_dir = dir.to_owned();
     TestBroker::start_with(config).await
 }
@@ -489,7 +492,7 @@ async fn session_expiry_continues_across_restart() {
 /// A CONNECT with a will on `topic` delayed by `delay` seconds, session expiry `expiry`.
 fn with_delayed_will(id: &str, topic: &str, delay: u32, expiry: u32) -> Connect {
     let mut c = connect(ProtocolVersion::V5, id, false, expiry);
-    let mut will = Will::new(TopicName::new(topic).unwrap(), "will");
+    let mut will = Will::new(TopicName::new(topic).expect("will topic"), "will");
     will.qos = QoS::AtLeastOnce;
     will.properties.push(Property::WillDelayInterval(delay));
     c.will = Some(will);
@@ -653,6 +656,114 @@ async fn unusual_client_ids_round_trip() {
         c.client_id = ByteString::from(id);
         let (_c, ack) = open(&broker, c).await;
         assert!(ack.session_present, "{id:?}");
+    }
+    broker.stop().await;
+}
+
+/// A message dropped because the session's queue was full is not stored either: it does not
+/// come back after a restart (queue limit 2, newest dropped; and oldest dropped).
+#[tokio::test]
+async fn messages_dropped_for_a_full_queue_stay_dropped_after_restart() {
+    use midge_broker::config::QueueFullPolicy;
+    for (policy, expected) in [
+        (QueueFullPolicy::DropNewest, [&b"1"[..], b"2"]),
+        (QueueFullPolicy::DropOldest, [&b"2"[..], b"3"]),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::default();
+        config.limits.max_queued_messages = 2;
+        config.limits.queue_full_policy = policy;
+        let broker = start_with(dir.path(), config.clone()).await;
+        let (mut sub, _) = persistent(&broker, ProtocolVersion::V5, "small").await;
+        sub.subscribe("full/#", QoS::AtLeastOnce).await;
+        disconnect(sub).await;
+        let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+        for (i, payload) in [&b"1"[..], b"2", b"3"].into_iter().enumerate() {
+            let p = Publish {
+                qos: QoS::AtLeastOnce,
+                packet_id: Some(pid(i as u16 + 1)),
+                ..Publish::new(
+                    TopicName::new("full/x").unwrap(),
+                    bytes::Bytes::from(payload),
+                )
+            };
+            publish(&mut publisher, p).await;
+        }
+        drop(publisher);
+        broker.stop().await;
+        let broker = start_with(dir.path(), config).await;
+        let (mut sub, _) = persistent(&broker, ProtocolVersion::V5, "small").await;
+        for payload in expected {
+            let p = sub.recv_publish().await;
+            assert_eq!(&p.payload[..], payload, "{policy:?}");
+            acknowledge(&mut sub, &p).await;
+        }
+        sub.expect_nothing(Duration::from_millis(300)).await;
+        broker.stop().await;
+    }
+}
+
+/// `store.max_store_bytes` counts what the store holds across a restart: a store filled to
+/// its limit still refuses new persistent messages (Quota exceeded) after a restart, and
+/// takes them again once the subscriber has consumed its queue.
+#[tokio::test]
+async fn store_size_limit_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::default();
+    config.store.max_store_bytes = 20_000;
+    let broker = start_with(dir.path(), config.clone()).await;
+    let (mut sub, _) = persistent(&broker, ProtocolVersion::V5, "limited").await;
+    sub.subscribe("lim/#", QoS::AtLeastOnce).await;
+    disconnect(sub).await;
+    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    let payload = bytes::Bytes::from(vec![7u8; 1024]);
+    let mut accepted = 0;
+    for i in 1..=100u16 {
+        let p = Publish {
+            qos: QoS::AtLeastOnce,
+            packet_id: Some(pid(i)),
+            ..Publish::new(TopicName::new("lim/x").expect("topic"), payload.clone())
+        };
+        match publish(&mut publisher, p).await {
+            ReasonCode::SUCCESS => accepted += 1,
+            ReasonCode::QUOTA_EXCEEDED => break,
+            other => panic!("PUBACK {other:?}"),
+        }
+    }
+    assert!(
+        (15..=21).contains(&accepted),
+        "{accepted} KiB messages under 20,000 bytes"
+    );
+    drop(publisher);
+
+    broker.stop().await;
+    let broker = start_with(dir.path(), config).await;
+    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    let p = Publish {
+        qos: QoS::AtLeastOnce,
+        packet_id: Some(pid(1)),
+        ..Publish::new(TopicName::new("lim/x").expect("topic"), payload.clone())
+    };
+    assert_eq!(
+        publish(&mut publisher, p.clone()).await,
+        ReasonCode::QUOTA_EXCEEDED,
+        "still full after the restart"
+    );
+    let (mut sub, _) = persistent(&broker, ProtocolVersion::V5, "limited").await;
+    for _ in 0..accepted {
+        let got = sub.recv_publish().await;
+        acknowledge(&mut sub, &got).await;
+    }
+    disconnect(sub).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match publish(&mut publisher, p.clone()).await {
+            ReasonCode::SUCCESS => break,
+            ReasonCode::QUOTA_EXCEEDED if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("after consuming the queue: {other:?}"),
+        }
     }
     broker.stop().await;
 }

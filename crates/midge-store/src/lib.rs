@@ -40,4 +40,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes used on disk.
     fn size_bytes(&self) -> u64;
+
+    /// Bytes of the stored messages and queue entries (what a size limit counts; the file
+    /// is larger). Defaults to [`Store::size_bytes`].
+    fn live_bytes(&self) -> u64 {
+        self.size_bytes()
+    }
 }

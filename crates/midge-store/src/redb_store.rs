@@ -46,6 +46,10 @@ impl StoreOptions {
 pub struct RedbStore {
     options: StoreOptions,
     db: Mutex<Option<Database>>,
+    /// Bytes of the message and delivery records (keys and values), counted by `load` and
+    /// kept up to date by `apply`: what the broker's `max_store_bytes` limits. The file is
+    /// larger (indexes, free space redb keeps for reuse) and never shrinks by itself.
+    live_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -141,6 +145,7 @@ impl RedbStore {
         let store = RedbStore {
             options,
             db: Mutex::new(Some(db)),
+            live_bytes: std::sync::atomic::AtomicU64::new(0),
         };
         store.init_meta()?;
         Ok(store)
@@ -496,7 +501,10 @@ impl crate::Store for RedbStore {
     fn apply(&self, ops: &[Op], sync: bool) -> Result<(), StoreError> {
         let path = self.options.path.clone();
         let e = |err: redb::Error| any_error(&path, err);
-        self.with_db(|db| {
+        // Change of the message and delivery records' size, applied once committed.
+        let mut delta: i64 = 0;
+        let len = |n: usize| n as i64;
+        let committed = self.with_db(|db| {
             let mut txn = db.begin_write().map_err(|x| e(x.into()))?;
             txn.set_durability(if sync {
                 redb::Durability::Immediate
@@ -545,9 +553,11 @@ impl crate::Store for RedbStore {
                     match op {
                         Op::PutMessage { id, message } => {
                             let bytes = codec::encode_message(message)?;
-                            messages
+                            let old = messages
                                 .insert(*id, bytes.as_slice())
-                                .map_err(|x| e(x.into()))?;
+                                .map_err(|x| e(x.into()))?
+                                .map_or(-8, |v| len(v.value().len()));
+                            delta += len(bytes.len()) - old;
                             unreferenced.push(*id);
                         }
                         Op::PutSession { client_id, session } => {
@@ -580,9 +590,12 @@ impl crate::Store for RedbStore {
                                 gone.push((seq, d.message_id));
                             }
                             for (seq, message_id) in gone {
-                                deliveries
+                                if let Some(v) = deliveries
                                     .remove((client_id.as_str(), seq))
-                                    .map_err(|x| e(x.into()))?;
+                                    .map_err(|x| e(x.into()))?
+                                {
+                                    delta -= len(client_id.len() + 8 + v.value().len());
+                                }
                                 decref(&mut refs, &mut unreferenced, message_id)?;
                             }
                         }
@@ -592,10 +605,14 @@ impl crate::Store for RedbStore {
                             delivery,
                         } => {
                             let bytes = codec::encode_delivery(delivery);
+                            delta += len(client_id.len() + 8 + bytes.len());
                             let old = deliveries
                                 .insert((client_id.as_str(), *seq), bytes.as_slice())
                                 .map_err(|x| e(x.into()))?
-                                .map(|v| codec::decode_delivery(v.value()));
+                                .map(|v| {
+                                    delta -= len(client_id.len() + 8 + v.value().len());
+                                    codec::decode_delivery(v.value())
+                                });
                             match old {
                                 Some(Ok(old)) if old.message_id == delivery.message_id => {}
                                 Some(Ok(old)) => {
@@ -609,7 +626,10 @@ impl crate::Store for RedbStore {
                             let old = deliveries
                                 .remove((client_id.as_str(), *seq))
                                 .map_err(|x| e(x.into()))?
-                                .map(|v| codec::decode_delivery(v.value()));
+                                .map(|v| {
+                                    delta -= len(client_id.len() + 8 + v.value().len());
+                                    codec::decode_delivery(v.value())
+                                });
                             if let Some(old) = old {
                                 decref(&mut refs, &mut unreferenced, old?.message_id)?;
                             }
@@ -656,13 +676,24 @@ impl crate::Store for RedbStore {
                 // A message nobody ended up referencing (e.g. its only subscriber's session
                 // ended in the same batch, or its last delivery was acknowledged) is not kept.
                 for id in unreferenced {
-                    if refs.get(id).map_err(|x| e(x.into()))?.is_none() {
-                        messages.remove(id).map_err(|x| e(x.into()))?;
+                    if refs.get(id).map_err(|x| e(x.into()))?.is_none()
+                        && let Some(v) = messages.remove(id).map_err(|x| e(x.into()))?
+                    {
+                        delta -= 8 + len(v.value().len());
                     }
                 }
             }
             txn.commit().map_err(|x| e(x.into()))
-        })
+        });
+        if committed.is_ok() {
+            let live = &self.live_bytes;
+            let _ = live.fetch_update(
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+                |b| Some(b.saturating_add_signed(delta)),
+            );
+        }
+        committed
     }
 
     fn load(&self) -> Result<Snapshot, StoreError> {
@@ -671,9 +702,11 @@ impl crate::Store for RedbStore {
         self.with_db(|db| {
             let txn = db.begin_read().map_err(|x| e(x.into()))?;
             let mut snap = Snapshot::default();
+            let mut live = 0u64;
             let t = txn.open_table(MESSAGES).map_err(|x| e(x.into()))?;
             for entry in t.iter().map_err(|x| e(x.into()))? {
                 let (k, v) = entry.map_err(|x| e(x.into()))?;
+                live += 8 + v.value().len() as u64;
                 snap.messages
                     .insert(k.value(), codec::decode_message(v.value())?);
             }
@@ -682,6 +715,7 @@ impl crate::Store for RedbStore {
             for entry in t.iter().map_err(|x| e(x.into()))? {
                 let (k, v) = entry.map_err(|x| e(x.into()))?;
                 let (client, seq) = k.value();
+                live += (client.len() + 8 + v.value().len()) as u64;
                 queues
                     .entry(client.to_owned())
                     .or_default()
@@ -714,6 +748,8 @@ impl crate::Store for RedbStore {
                 let (k, v) = entry.map_err(|x| e(x.into()))?;
                 snap.retained.push((k.value().to_owned(), v.value()));
             }
+            self.live_bytes
+                .store(live, std::sync::atomic::Ordering::Release);
             Ok(snap)
         })
     }
@@ -722,5 +758,9 @@ impl crate::Store for RedbStore {
         std::fs::metadata(&self.options.path)
             .map(|m| m.len())
             .unwrap_or(0)
+    }
+
+    fn live_bytes(&self) -> u64 {
+        self.live_bytes.load(std::sync::atomic::Ordering::Acquire)
     }
 }

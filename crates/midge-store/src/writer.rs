@@ -39,8 +39,13 @@ pub struct WriterStatus {
     pub out_of_space: bool,
     /// The last error, if the last commit failed.
     pub last_error: Option<String>,
-    /// Size of the store in bytes after the last commit.
+    /// Size of the store file in bytes after the last commit.
     pub store_bytes: u64,
+    /// Bytes of the stored messages and queue entries after the last commit
+    /// ([`Store::live_bytes`](crate::Store::live_bytes)).
+    pub live_bytes: u64,
+    /// Time spent committing (and syncing), in microseconds, over all commits.
+    pub commit_micros: u64,
 }
 
 enum Request {
@@ -86,8 +91,14 @@ impl Writer {
     pub fn spawn(store: Arc<dyn Store>, durability: Durability) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Request>();
         let (committed_tx, committed) = watch::channel(0);
+        // Sizes are known before the first commit (a full store is full from the start).
+        let status = WriterStatus {
+            store_bytes: store.size_bytes(),
+            live_bytes: store.live_bytes(),
+            ..WriterStatus::default()
+        };
         let shared = Arc::new(Shared {
-            status: Mutex::new(WriterStatus::default()),
+            status: Mutex::new(status),
             failed: Mutex::new(BTreeSet::new()),
             thread: Mutex::new(None),
         });
@@ -255,9 +266,12 @@ fn run(
             None => true,
             Some(interval) => stopping || last_sync.elapsed() >= interval,
         };
+        let started = Instant::now();
         let result = store.apply(&ops, sync);
+        let took = started.elapsed();
         {
             let mut status = lock(&shared.status);
+            status.commit_micros += took.as_micros() as u64;
             match &result {
                 Ok(()) => {
                     status.commits += 1;
@@ -272,6 +286,7 @@ fn run(
                 }
             }
             status.store_bytes = store.size_bytes();
+            status.live_bytes = store.live_bytes();
         }
         if result.is_err() {
             lock(&shared.failed).extend(tickets.iter().copied());

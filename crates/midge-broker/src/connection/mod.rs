@@ -89,6 +89,8 @@ struct Connection {
     acks: acks::Acks,
     /// The store's commit watermark, when there is a store.
     committed: Option<watch::Receiver<midge_store::Ticket>>,
+    /// A QoS 2 delivery waits for the commit holding it (see `Delivery::commit`).
+    held_for_commit: bool,
 }
 
 /// Serves one client on `stream` until it disconnects or the server shuts down.
@@ -133,6 +135,7 @@ pub(crate) async fn serve<S>(
         scratch: Vec::new(),
         acks: acks::Acks::default(),
         committed: shared.store.as_ref().map(|s| s.writer.committed()),
+        held_for_commit: false,
     };
     let end = conn
         .run(
@@ -183,10 +186,11 @@ impl Connection {
             if let Some(end) = self.flush_acks() {
                 return end;
             }
-            let waiting_on_store = self.acks.waiting();
-            if self.wbuf.len() < drain_below {
+            let draining = self.wbuf.len() < drain_below;
+            if draining {
                 self.drain_mailbox();
             }
+            let waiting_on_store = self.acks.waiting() || (draining && self.held_for_commit);
             let sleep = tokio::time::sleep_until(deadline.into());
             tokio::select! {
                 biased;

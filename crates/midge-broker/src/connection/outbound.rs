@@ -18,6 +18,12 @@ impl Connection {
     /// Moves deliveries from the mailbox into the write buffer while the inflight window and
     /// the buffer allow.
     pub(super) fn drain_mailbox(&mut self) {
+        // Mark the commit watermark seen before checking it, so a commit that completes after
+        // the check wakes the connection (`held_for_commit`).
+        if let Some(rx) = &mut self.committed {
+            rx.borrow_and_update();
+        }
+        self.held_for_commit = false;
         let mut batch = std::mem::take(&mut self.scratch);
         let slots = self.free_slots();
         self.session.mailbox.take(&mut batch, slots, DRAIN_BATCH);
@@ -74,6 +80,17 @@ impl Connection {
                 .fetch_add(1, Ordering::Relaxed);
             forget.extend(delivery.seq);
             return None;
+        }
+        if let (Some(ticket), Some(store)) = (delivery.commit, &self.shared.store) {
+            if !store.writer.is_done(ticket) {
+                // Not on disk yet (see `Delivery::commit`): wait, keeping the order.
+                self.held_for_commit = true;
+                return Some(delivery);
+            }
+            if store.writer.failed(ticket) {
+                // Never stored: the publisher was refused (0x97) and may send it again.
+                return None;
+            }
         }
         // A stored delivery's packet identifier is a function of its queue position, so a
         // resend after a crash uses the identifier the client saw.

@@ -82,6 +82,7 @@ impl Connection {
                         subscription_ids: ids,
                         shared: None,
                         seq: None,
+                        commit: None,
                     });
                 }
             }
@@ -122,7 +123,10 @@ impl Connection {
         );
         // The SUBACK is queued first; retained messages follow through the mailbox, paced by
         // flow control like any other delivery and never cut short.
-        for d in retained {
+        for mut d in retained {
+            if d.seq.is_some() && d.qos == QoS::ExactlyOnce {
+                d.commit = ticket;
+            }
             self.session.mailbox.push_unbounded(d);
         }
         None
