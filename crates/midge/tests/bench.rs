@@ -235,6 +235,16 @@ fn qos_0_runs_count_consistently() {
         args.extend(["-q", "0", "-d", "1"]);
         check_consistent(&bench(midge.port, &args));
     }
+    // Large messages fill the publishers' write buffers: publishing must go on to the end
+    // (a count-limited run that stalled would only stop at the one-hour cap).
+    for size in ["1024", "65536"] {
+        let r = bench(
+            midge.port,
+            &["fanin", "-c", "2", "-q", "0", "-s", size, "-n", "20000"],
+        );
+        check_consistent(&r);
+        assert_eq!(n(&r, "published"), 20000);
+    }
 }
 
 #[test]

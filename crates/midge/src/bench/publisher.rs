@@ -231,7 +231,8 @@ impl PublisherTask {
                 let now_ns = shared.now_ns();
                 let mut deliveries = 0;
                 let first = result.sent;
-                while produced < n {
+                // Up to `n` messages, and no further beyond the high-water mark.
+                while produced < n && conn.pending() < HIGH_WATER {
                     let m = first + produced;
                     let slot = &self.slots[(m % slots) as usize];
                     // A message whose fan exceeds the whole window goes out when nothing
@@ -283,8 +284,9 @@ impl PublisherTask {
                 return Ok(());
             }
             let blocked_on_ids = limit > 0 && free.is_empty();
+            // Nothing limits the next batch (the window, the rate, the identifiers, the
+            // socket): go on at once. Every other case waits below for what limits it.
             if publishing
-                && produced > 0
                 && conn.pending() == 0
                 && !wait_room
                 && wait_until.is_none()
