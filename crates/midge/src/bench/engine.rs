@@ -334,6 +334,12 @@ pub(crate) async fn run(plan: Plan, settings: Settings) -> anyhow::Result<Outcom
     outcome.stalls = shared.stalls.load(Ordering::SeqCst);
     outcome.expected = shared.expected.load(Ordering::SeqCst);
     account(&plan, &pub_results, &sub_results, &mut outcome);
+    if outcome.receive_rate == 0.0 && outcome.received > 0 {
+        // Everything arrived after the sending window closed (a very short run): rate over
+        // the window and the drain together.
+        outcome.receive_rate =
+            outcome.received as f64 / (outcome.window_secs + outcome.drain_secs).max(1e-9);
+    }
     outcome.errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
     outcome.latency = shared.latency.lock().map(|h| h.clone()).unwrap_or_default();
     Ok(outcome)
