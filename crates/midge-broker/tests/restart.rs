@@ -537,14 +537,15 @@ async fn delayed_will_across_restart() {
         "the expired session's will, at start-up"
     );
     acknowledge(&mut w, &p).await;
-    w.expect_nothing(Duration::from_millis(300)).await;
+    // The delayed will must not come early: checked by the time it arrives (a slow restart
+    // on a loaded machine may already be past the delay here).
     let p = tokio::time::timeout(Duration::from_secs(3), w.recv_publish())
         .await
         .expect("delayed will after the restart");
     let at = dropped.elapsed();
     assert_eq!(p.topic.as_str(), "will/delayed");
     assert!(
-        at >= Duration::from_millis(1900) && at < Duration::from_millis(3500),
+        at >= Duration::from_millis(1900) && at < Duration::from_millis(6000),
         "delayed will (2 s) published {at:?} after the connection dropped"
     );
     acknowledge(&mut w, &p).await;

@@ -63,7 +63,11 @@ fn check_consistent(r: &Value) {
     assert!(n(r, "published") > 0, "{r:#}");
     assert!(n(r, "received") > 0, "{r:#}");
     assert!(f(r, "seconds") > 0.0, "{r:#}");
-    assert!(f(r, "receive_rate") > 0.0, "{r:#}");
+    // A rate needs a measurement window: `conns` and small `-n` runs publish in a few
+    // milliseconds, possibly before the first delivery is counted.
+    if f(r, "seconds") >= 0.5 {
+        assert!(f(r, "receive_rate") > 0.0, "{r:#}");
+    }
     // Each delivery is either received once, received again (duplicate), or lost.
     assert!(
         n(r, "received") - n(r, "duplicates") - n(r, "unexpected") + n(r, "lost")
